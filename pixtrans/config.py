@@ -123,7 +123,7 @@ class ExperimentConfig(Section):
                 raise ValueError("the config needs a 'family' key (pix2pix, pix2pixhd, spade or msg_unet)")
             model_cls = model_config_class(family)
             model = raw.get("model") or {}
-            if not isinstance(model, model_cls):
+            if model is not None and not isinstance(model, model_cls):
                 raw["model"] = model_cls.model_validate(model)
         return raw
 
@@ -137,15 +137,15 @@ class ExperimentConfig(Section):
         }
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _error_lines(err: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        loc = ".".join([prefix] * bool(prefix) + [str(p) for p in e["loc"] if not str(p).startswith("function-")])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see the config reference in the README)"
         lines.append(f"  {loc or '(top)'}: {msg}")
-    return f"invalid config {source}:\n" + "\n".join(lines)
+    return lines
 
 
 def parse_value(text: str) -> Any:
@@ -175,14 +175,27 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
 
 def config_from_dict(raw: dict, source: str = "") -> ExperimentConfig:
     """Validate a raw dict into an :class:`ExperimentConfig` (errors name the key)."""
+    from .models import model_config_class
+
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping")
+    if "family" not in raw:
+        raise ConfigError(f"invalid config {source}: needs a 'family' key (pix2pix, pix2pixhd, spade or msg_unet)")
+    lines: list[str] = []
+    raw = dict(raw)
     try:
-        return ExperimentConfig.model_validate(raw)
+        raw["model"] = model_config_class(raw["family"]).model_validate(raw.get("model") or {})
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        lines += _error_lines(err, "model")
+    try:
+        if not lines:
+            return ExperimentConfig.model_validate(raw)
+        ExperimentConfig.model_validate({**raw, "model": None})
+    except ValidationError as err:
+        lines += [ln for ln in _error_lines(err) if not ln.strip().startswith("model")]
     except (ValueError, KeyError) as err:
-        raise ConfigError(f"invalid config {source}: {err}") from None
+        lines.append(f"  {err}")
+    raise ConfigError(f"invalid config {source}:\n" + "\n".join(lines))
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

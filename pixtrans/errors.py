@@ -12,9 +12,12 @@ class ConfigError(PixtransError):
 class DataError(PixtransError):
     """An input file is unreadable, has the wrong mode or size, lacks a partner, or holds out-of-range labels."""
 
-    def __init__(self, path, problem: str, hint: str = ""):
+    def __init__(self, path, problem: str = "", hint: str = ""):
         self.path, self.problem, self.hint = str(path), problem, hint
         super().__init__(f"{path}: {problem}" + (f" — {hint}" if hint else ""))
+
+    def __reduce__(self):  # survives the trip back from DataLoader worker processes
+        return type(self), (self.path, self.problem, self.hint)
 
 
 class CheckpointError(PixtransError):

@@ -49,6 +49,8 @@ class TranslationModel(nn.Module):
     family: ClassVar[str] = ""
     Config: ClassVar[type[Section]] = Section
     d_optimizers: ClassVar[tuple[str, ...]] = ("D",)
+    # state_dict prefixes that are not saved (frozen pretrained helpers such as the VGG19 of the perceptual loss)
+    transient_prefixes: ClassVar[tuple[str, ...]] = ("vgg_loss.",)
 
     def __init__(self, cfg: Section, data: DataConfig):
         super().__init__()
@@ -135,6 +137,17 @@ class TranslationModel(nn.Module):
         """A module mapping the prepared input tensor to the output image (for ONNX export and bench)."""
         return _LastOutput(self)
 
+    def checkpoint_state(self) -> dict[str, Tensor]:
+        """The state dict that goes into a checkpoint (without transient modules)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(self.transient_prefixes)}
+
+    def load_checkpoint_state(self, state: dict[str, Tensor]) -> None:
+        """Load :meth:`checkpoint_state` output; missing or unexpected keys are an error naming them."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith(self.transient_prefixes)]
+        if missing or unexpected:
+            raise ValueError(f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
     def meta(self) -> dict:
         """Family-specific metadata stored in the checkpoint (e.g. feature clusters)."""
         return {}
@@ -154,9 +167,12 @@ class TranslationModel(nn.Module):
 
 
 class _LastOutput(nn.Module):
+    """Input tensor -> full-resolution output; owns only the generator (so its parameter count is G's)."""
+
     def __init__(self, model: TranslationModel):
         super().__init__()
-        self.model = model
+        self.G = model.generators()
+        object.__setattr__(self, "model", model)  # not a submodule: D and losses stay out
 
     def forward(self, inp: Tensor) -> Tensor:
         return self.model.generate({"input": inp})[-1]

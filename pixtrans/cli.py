@@ -1,0 +1,267 @@
+"""The ``pixtrans`` command line: parses arguments and calls the library. ``pixtrans CMD --help`` for each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from importlib import import_module
+from pathlib import Path
+
+from .errors import PixtransError
+
+# Modules that add their own sub-commands with ``add_commands(subparsers)``.
+EXTENSIONS = [
+    "pixtrans.infer.features",
+    "pixtrans.eval.ablation",
+    "pixtrans.eval.gradients",
+    "pixtrans.infer.export",
+    "pixtrans.infer.importer",
+    "pixtrans.web.app",
+]
+
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+# ---------------------------------------------------------------------- data
+def cmd_data_synth(a) -> None:
+    from .data.synth import generate
+
+    out = generate(a.out, n=a.n, size=_size_arg(a.size), seed=a.seed, n_test=a.n_test, aligned=a.aligned,
+                   progress=True)
+    print(f"wrote synthetic dataset to {out}")
+
+
+def cmd_data_check(a) -> None:
+    from .config import load_config
+    from .data.datasets import build_dataset
+
+    cfg = load_config(a.config, [*a.set, *([f"data.root={a.data}"] if a.data else [])])
+    for split, train in ((cfg.data.train_split, True), (cfg.data.test_split, False)):
+        ds = build_dataset(cfg.data.model_copy(update={"on_error": "skip"}), split, train=train, require_target=False)
+        problems = ds.validate()
+        print(f"{split}: {len(ds)} items, {len(problems)} problems")
+        for p in problems[:50]:
+            print(f"  {p}")
+
+
+def _size_arg(text: str):
+    text = str(text)
+    if "x" in text:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    return int(text)
+
+
+# ---------------------------------------------------------------------- train / test / translate
+def cmd_train(a) -> None:
+    from .config import load_config
+    from .train.trainer import train
+
+    overrides = list(a.set)
+    if a.steps is not None:
+        overrides.append(f"train.steps={a.steps}")
+    cfg = load_config(a.config, overrides)
+    out = a.out or str(Path("runs") / (cfg.name or Path(a.config).stem))
+    ck = train(cfg, out, resume=a.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint: {ck}")
+
+
+def cmd_test(a) -> None:
+    from .eval.evaluate import run_test
+    from .infer.translator import load
+
+    t = load(a.checkpoint, device=a.device)
+    style = json.loads(a.style) if a.style else None
+    m = run_test(t, a.data or t.cfg.data.root, a.out, style=style, max_items=a.max_items)
+    print(json.dumps({k: m[k] for k in ("psnr", "ssim", "vif", "n") if k in m}))
+    print(f"report: {Path(a.out) / 'index.html'}")
+
+
+def _inputs(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise PixtransError(f"{p}: no such file or folder")
+    if not files:
+        raise PixtransError(f"no images found in {', '.join(paths)}")
+    return files
+
+
+def cmd_translate(a) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    from .infer.translator import load
+
+    t = load(a.checkpoint, device=a.device)
+    style = json.loads(a.style) if a.style else {}
+    if a.seed is not None:
+        style["seed"] = a.seed
+    if a.cluster is not None:
+        style["cluster"] = a.cluster
+    if a.reference:
+        style["reference"] = a.reference
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inst_dir = Path(a.instances) if a.instances else None
+    for f in _inputs(a.inputs):
+        inst = None
+        if inst_dir is not None:
+            cand = [p for p in inst_dir.glob(f.stem + ".*")]
+            inst = cand[0] if cand else None
+        imgs = t.translate(f, instances=inst, style=style or None, tile=a.tile, all_scales=a.all_scales)
+        imgs = imgs if isinstance(imgs, list) else [imgs]
+        for i, img in enumerate(imgs):
+            info = PngInfo()
+            info.add_text("pixtrans_style", img.info.get("pixtrans_style", "{}"))
+            info.add_text("pixtrans_checkpoint", str(t.path.name if t.path else ""))
+            suffix = f"_scale{i}" if a.all_scales else ""
+            img.save(out / f"{f.stem}{suffix}.png", pnginfo=info)
+        print(f"{f} -> {out / (f.stem + '.png')}  style={imgs[-1].info.get('pixtrans_style')}")
+
+
+# ---------------------------------------------------------------------- bench / demo
+def cmd_bench(a) -> None:
+    import torch
+
+    from .bench import bench_model
+    from .config import config_from_dict
+    from .models import build_model, presets
+
+    w, h = _size_arg(a.size) if "x" in a.size else (int(a.size), int(a.size))
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    table = presets()
+    if a.model in table:
+        raw = json.loads(json.dumps(table[a.model]))
+        raw.setdefault("data", {})
+        for item in a.set:
+            from .config import apply_overrides
+
+            apply_overrides(raw, [item])
+        model = build_model(config_from_dict(raw, f"preset {a.model}"))
+    elif Path(a.model).exists():
+        from .infer.translator import load
+
+        model = load(a.model, device="cpu").model
+    else:
+        raise PixtransError(f"bench: {a.model!r} is neither a preset ({', '.join(sorted(table))}) nor a checkpoint")
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
+    res = bench_model(model, w, h, runs=a.runs, warmup=a.warmup, device=a.device, dtype=dtype)
+    res["model"] = a.model
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>14}: {v}")
+
+
+def cmd_demo(a) -> None:
+    from .demo import run_demo
+
+    run_demo(a.out, steps=a.steps, size=a.size, n=a.n)
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pixtrans", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("data", help="datasets: synthetic generator, checks").add_subparsers(dest="data_cmd", required=True)
+    s = d.add_parser("synth", help="write the built-in synthetic label->photo dataset")
+    s.add_argument("--out", required=True)
+    s.add_argument("--n", type=int, default=32, help="training scenes")
+    s.add_argument("--n-test", type=int, default=None, help="test scenes (default max(4, n/4))")
+    s.add_argument("--size", default="64", help="side (64) or WxH (128x64)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--aligned", action="store_true", help="also write aligned AB images (pix2pix format)")
+    s.set_defaults(fn=cmd_data_synth)
+    c = d.add_parser("check", help="scan a dataset and list every bad file")
+    c.add_argument("config")
+    c.add_argument("--data", default="")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    c.set_defaults(fn=cmd_data_check)
+
+    t = sub.add_parser("train", help="train from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    t.add_argument("--out", default="", help="run folder (default runs/<config name>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    t.add_argument("--steps", type=int, default=None, help="shortcut for --set train.steps=N")
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("test", help="translate a test split; images, index.html, metrics.json")
+    e.add_argument("checkpoint", help="run or checkpoint folder")
+    e.add_argument("--data", default="", help="dataset root (default: the one in the config)")
+    e.add_argument("--out", required=True)
+    e.add_argument("--max-items", type=int, default=0)
+    e.add_argument("--style", default="", help="JSON style (e.g. '{\"seed\": 3}')")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_test)
+
+    r = sub.add_parser("translate", help="translate image or label-map files / folders")
+    r.add_argument("checkpoint")
+    r.add_argument("inputs", nargs="+")
+    r.add_argument("--out", required=True)
+    r.add_argument("--instances", default="", help="folder of instance maps matched by file stem")
+    r.add_argument("--tile", type=int, default=0, help="tile size for images larger than memory allows")
+    r.add_argument("--seed", type=int, default=None, help="style seed (SPADE VAE)")
+    r.add_argument("--cluster", type=int, default=None, help="feature cluster for every class (pix2pixHD)")
+    r.add_argument("--reference", default="", help="reference photo whose style to use")
+    r.add_argument("--style", default="", help="full style as JSON, e.g. '{\"clusters\": {\"5\": 2}}'")
+    r.add_argument("--all-scales", action="store_true", help="write every output scale (MSG U-Net)")
+    r.add_argument("--device", default="auto")
+    r.set_defaults(fn=cmd_translate)
+
+    b = sub.add_parser("bench", help="params, GFLOPs, latency, peak memory of a preset or checkpoint")
+    b.add_argument("model", help="preset name (unet_256, pix2pixhd_global, ...) or checkpoint")
+    b.add_argument("--size", default="256x256", help="WxH")
+    b.add_argument("--runs", type=int, default=5)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    b.add_argument("--threads", type=int, default=0)
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=cmd_bench)
+
+    m = sub.add_parser("demo", help="synthetic data -> short CPU training -> test -> HTML report")
+    m.add_argument("--out", default="demo")
+    m.add_argument("--steps", type=int, default=1500)
+    m.add_argument("--size", type=int, default=64)
+    m.add_argument("--n", type=int, default=64)
+    m.set_defaults(fn=cmd_demo)
+
+    for name in EXTENSIONS:
+        try:
+            mod = import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name and name.startswith(err.name):
+                continue
+            raise
+        if hasattr(mod, "add_commands"):
+            mod.add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except PixtransError as err:
+        print(f"pixtrans: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixtrans: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

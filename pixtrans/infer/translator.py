@@ -1,0 +1,235 @@
+"""Inference: load a checkpoint and translate images or label maps of any size (padding or tiling as needed).
+
+    import pixtrans
+    t = pixtrans.load("runs/synth")                # a run folder or a checkpoint folder
+    out = t.translate("label.png")                  # PIL image; out.info["pixtrans_style"] reproduces it
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from ..config import DataConfig, ExperimentConfig
+from ..data.labels import colorize
+from ..data.palettes import palette as default_palette
+from ..errors import CheckpointError, DataError
+from ..models import build_model
+from ..models.base import Translation, TranslationModel
+from ..train.checkpoint import load_checkpoint_files
+
+ImageLike = str | Path | Image.Image | np.ndarray | Tensor
+
+
+def tensor_to_pil(img: Tensor) -> Image.Image:
+    """(3, H, W) or (1, 3, H, W) in [-1, 1] -> PIL RGB."""
+    if img.dim() == 4:
+        img = img[0]
+    arr = ((img.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr[..., :3] if arr.shape[2] >= 3 else arr[..., 0])
+
+
+def input_to_rgb(x: dict, i: int, data: DataConfig, palette: list | None) -> Tensor:
+    """A viewable (3, H, W) [-1, 1] picture of item ``i``'s input (label maps colourised)."""
+    if data.label_nc > 0 and "label" in x:
+        rgb = colorize(x["label"][i, 0].cpu().numpy(), palette or default_palette(data.label_nc + 1))
+        return torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1
+    inp = x["input"][i].detach().float().cpu()
+    if inp.shape[0] == 1:
+        inp = inp.expand(3, -1, -1)
+    return inp[:3]
+
+
+class Translator:
+    """A trained model ready for inference, with its data settings, palette and class names."""
+
+    def __init__(self, model: TranslationModel, cfg: ExperimentConfig, meta: dict, path: Path | None = None):
+        self.model, self.cfg, self.meta, self.path = model.eval(), cfg, meta, path
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", use_ema: bool = True) -> Translator:
+        ck, cfg, weights, meta = load_checkpoint_files(path)
+        model = build_model(cfg)
+        try:
+            model.load_checkpoint_state({k: v for k, v in weights.items() if not k.startswith("ema.")})
+        except ValueError as err:
+            raise CheckpointError(f"{ck}: {err}") from None
+        ema = {k[4:]: v for k, v in weights.items() if k.startswith("ema.")}
+        if use_ema and ema:
+            model.generators().load_state_dict(ema)
+        model.load_meta(meta.get("family_meta", {}))
+        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        return cls(model.to(dev), cfg, meta, ck)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def family(self) -> str:
+        return self.cfg.family
+
+    @property
+    def data(self) -> DataConfig:
+        return self.cfg.data
+
+    @property
+    def is_label_model(self) -> bool:
+        return self.data.label_nc > 0
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.meta.get("class_names")
+        return list(names) if names else [str(i) for i in range(self.data.label_nc)]
+
+    @property
+    def palette(self) -> list | None:
+        return self.meta.get("palette")
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.model.G.parameters())
+
+    # ------------------------------------------------------------------ inputs
+    def load_input(self, src: ImageLike, name: str = "input") -> Tensor:
+        """A file, PIL image, array or tensor -> the dataset ``input`` tensor (ids (1,H,W) or image (C,H,W))."""
+        from ..data.io import load_input
+
+        if isinstance(src, Tensor):
+            return src
+        if isinstance(src, (str, Path)):
+            kind = "label" if self.is_label_model else "image"
+            d = self.data
+            return load_input(src, kind, d.label_nc, d.contain_dontcare, d.input_nc, palette=self.palette)
+        arr = np.asarray(src)
+        if self.is_label_model:
+            if arr.ndim != 2:
+                raise DataError(name, f"a label map must be a 2-D array of class ids, got shape {arr.shape}")
+            ids = torch.from_numpy(arr.astype(np.int64))[None]
+            limit = self.data.label_nc
+            bad = (ids >= limit) & ~((ids == 255) & self.data.contain_dontcare)
+            if bool(bad.any()) or bool((ids < 0).any()):
+                raise DataError(name, f"label ids must be in [0, {limit}); found max {int(ids.max())}",
+                                "use the model's class ids (see its palette)")
+            return ids
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.shape[2] == 4:
+            arr = arr[..., :3]
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1
+        return t[: self.data.input_nc]
+
+    def _batch(self, inp: Tensor, inst: Tensor | None) -> dict:
+        batch = {"input": inp[None]}
+        if inst is not None:
+            batch["inst"] = inst[None].long()
+        return self.model.prepare(batch)
+
+    # ------------------------------------------------------------------ translation
+    @torch.no_grad()
+    def translate_tensor(self, x: dict, style: dict | None = None, tile: int = 0) -> Translation:
+        """Translate a prepared batch of any size: pad to the network's multiple (or tile), then crop back."""
+        h, w = x["input"].shape[-2:]
+        if tile and (h > tile or w > tile):
+            return self._tiled(x, style, tile)
+        m = self.model.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = {k: _pad(v, ph, pw) if isinstance(v, Tensor) and v.dim() == 4 else v for k, v in x.items()}
+        res = self.model.translate(x, style)
+        if ph or pw:
+            res.image = res.image[..., :h, :w]
+            res.scales = [s[..., : max(1, h * s.shape[-2] // (h + ph)), : max(1, w * s.shape[-1] // (w + pw))]
+                          for s in res.scales]
+        return res
+
+    def _tiled(self, x: dict, style: dict | None, tile: int) -> Translation:
+        m = self.model.size_multiple
+        tile = max(m, tile // m * m)
+        overlap = max(m, (tile // 8) // m * m) if tile > m else 0
+        h, w = x["input"].shape[-2:]
+        out = acc = None
+        used_style = style
+        ramp = _ramp(tile, overlap)
+        for top in _starts(h, tile, overlap):
+            for left in _starts(w, tile, overlap):
+                sub = {k: v[..., top : top + tile, left : left + tile] if isinstance(v, Tensor) and v.dim() == 4 else v
+                       for k, v in x.items()}
+                res = self.translate_tensor(sub, used_style)
+                used_style = used_style or res.style or None
+                th, tw = res.image.shape[-2:]
+                wgt = (ramp[:th, None] * ramp[None, :tw]).to(res.image)
+                if out is None:
+                    out = torch.zeros(res.image.shape[0], res.image.shape[1], h, w, device=res.image.device)
+                    acc = torch.zeros(1, 1, h, w, device=res.image.device)
+                out[..., top : top + th, left : left + tw] += res.image * wgt
+                acc[..., top : top + th, left : left + tw] += wgt
+        img = out / acc.clamp_min(1e-8)
+        return Translation(image=img, scales=[img], style=used_style or {})
+
+    def translate(
+        self,
+        image: ImageLike,
+        instances: ImageLike | None = None,
+        style: dict | None = None,
+        tile: int = 0,
+        all_scales: bool = False,
+    ) -> Image.Image | list[Image.Image]:
+        """Translate one image or label map; returns a PIL image (``all_scales``: one per output scale).
+
+        The style that produced the output is in ``out.info["pixtrans_style"]`` (JSON), so it can be reproduced.
+        """
+        inp = self.load_input(image)
+        inst = None
+        if instances is not None:
+            from ..data.io import read_instance
+
+            inst = (read_instance(instances) if isinstance(instances, (str, Path)) else
+                    torch.as_tensor(np.asarray(instances)).long())
+            inst = torch.as_tensor(inst).long().reshape(1, *inp.shape[-2:])
+        res = self.translate_tensor(self._batch(inp, inst), style, tile)
+        imgs = [tensor_to_pil(s) for s in (res.scales if all_scales else [res.image])]
+        for im in imgs:
+            im.info["pixtrans_style"] = json.dumps(res.style, default=_jsonable)
+        return imgs if all_scales else imgs[0]
+
+
+def _jsonable(v: Any):
+    if isinstance(v, Tensor):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
+def _pad(t: Tensor, ph: int, pw: int) -> Tensor:
+    if t.is_floating_point():
+        mode = "reflect" if t.shape[-2] > ph and t.shape[-1] > pw else "replicate"
+        return F.pad(t, (0, pw, 0, ph), mode=mode)
+    return F.pad(t.float(), (0, pw, 0, ph), mode="replicate").to(t.dtype)
+
+
+def _starts(n: int, tile: int, overlap: int) -> list[int]:
+    if n <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, n - tile, stride))
+    return starts + [n - tile]
+
+
+def _ramp(tile: int, overlap: int) -> Tensor:
+    r = torch.ones(tile)
+    if overlap:
+        edge = torch.linspace(0.0, 1.0, overlap + 2)[1:-1]
+        r[:overlap], r[-overlap:] = edge, edge.flip(0)
+    return r
+
+
+def load(path: str | Path, device: str = "auto", use_ema: bool = True) -> Translator:
+    """Load a run or checkpoint folder for inference."""
+    return Translator.from_checkpoint(path, device=device, use_ema=use_ema)

@@ -1,0 +1,290 @@
+"""MSG U-Net (Laxman et al., seed 000): a U-Net fed the source at every pyramid scale that emits an image at every
+scale, one PatchGAN per scale; loss = Σ_k GAN + α Σ_k FM + β Σ_k VGG (α = 10, β = 0.25).
+
+Generator (§2.1): two stride-1 conv blocks at full resolution, then per pyramid scale a stride-2 conv block whose
+output is concatenated with the source resized to that scale and merged by a 1x1 conv block; below the coarsest
+pyramid scale ``n_extra_down`` plain stride-2 blocks reach the bottleneck (8x4 at 2048x1024 with the defaults).
+The decoder mirrors it with transposed-conv blocks, each joined with its encoder skip and followed by a stride-1
+conv block; every pyramid scale has a 3x3 conv + tanh RGB branch. Conv blocks are conv-norm-LeakyReLU(0.2).
+
+Departures from the paper, all configuration: 3x3 instead of 4x4 stride-1 kernels (symmetric padding),
+instance norm by default (the paper's BatchNorm is ``norm: batch``; with batch size 1 its running statistics make
+eval-mode outputs differ from training ones) and widths, which the paper does not give: ``ngf`` 16 at full
+resolution doubling per level up to ``max_ch`` 512, which makes the model several times cheaper than pix2pixHD's
+global generator + local enhancer at the same output size (see benchmarks/efficiency.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import model_validator
+from torch import Tensor, nn
+
+from ..config import DataConfig, Section
+from ..losses import GANLoss, feature_matching_loss
+from ..nn.blocks import NormKind, conv_bias, init_weights, norm_layer
+from .base import TranslationModel
+from .discriminators import NLayerDiscriminator
+
+VGG_MIN_SIZE = 16  # VGG19 pools 4 times before relu5_1: smaller scales get no perceptual loss
+
+
+def downsample(x: Tensor) -> Tensor:
+    """The pyramid's 2x downsampling (2x2 average = area resize for even sizes)."""
+    return F.avg_pool2d(x, 2)
+
+
+def pyramid(x: Tensor, n: int) -> list[Tensor]:
+    """``x`` at ``n`` scales, coarse to fine (the last is ``x`` itself)."""
+    out = [x]
+    for _ in range(n - 1):
+        out.append(downsample(out[-1]))
+    return out[::-1]
+
+
+def _block(cin: int, cout: int, k: int, stride: int, norm: NormKind, transposed: bool = False) -> nn.Sequential:
+    """conv (or transposed conv) -> norm -> LeakyReLU(0.2); 'same' padding for stride 1, exact 2x for stride 2."""
+    conv_cls = nn.ConvTranspose2d if transposed else nn.Conv2d
+    pad = 1 if stride == 2 else k // 2
+    conv = conv_cls(cin, cout, k, stride, pad, bias=conv_bias(norm))
+    return nn.Sequential(conv, norm_layer(norm)(cout), nn.LeakyReLU(0.2, True))
+
+
+class MSGUNetGenerator(nn.Module):
+    """The multi-scale-gradient U-Net. ``forward(x) -> list[Tensor]``: one image per pyramid scale, coarse to fine
+    (only the full-resolution one with ``intermediate_outputs=False``).
+
+    Level ``l`` (0 = full resolution) has width ``min(ngf * 2**l, max_ch)``; levels ``1 .. n_scales-1`` take the
+    resized source, levels up to ``n_scales - 1 + n_extra_down`` (the bottleneck) do not. Inputs must have sides
+    divisible by ``2 ** (n_scales - 1 + n_extra_down)`` (:attr:`size_multiple`).
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int = 3,
+        ngf: int = 16,
+        n_scales: int = 5,
+        n_extra_down: int = 4,
+        max_ch: int = 512,
+        norm: NormKind = "instance",
+        skip: Literal["add", "cat"] = "add",
+        intermediate_outputs: bool = True,
+    ):
+        super().__init__()
+        if min(in_ch, out_ch, ngf, n_scales) < 1 or n_extra_down < 0 or max_ch < ngf:
+            raise ValueError("MSGUNetGenerator: in_ch, out_ch, ngf, n_scales >= 1, n_extra_down >= 0, max_ch >= ngf")
+        if n_scales + n_extra_down < 2:
+            raise ValueError("MSGUNetGenerator: needs at least one downsampling (n_scales + n_extra_down >= 2)")
+        if skip not in ("add", "cat"):
+            raise ValueError(f"MSGUNetGenerator: skip must be 'add' or 'cat', not {skip!r}")
+        self.n_scales, self.n_levels, self.skip = n_scales, n_scales - 1 + n_extra_down, skip
+        w = self.widths = [min(ngf * 2**level, max_ch) for level in range(self.n_levels + 1)]
+        self.stem = nn.Sequential(_block(in_ch, w[0], 3, 1, norm), _block(w[0], w[0], 3, 1, norm))
+        self.down = nn.ModuleList(_block(w[i], w[i + 1], 4, 2, norm) for i in range(self.n_levels))
+        self.merge = nn.ModuleList(_block(w[i] + in_ch, w[i], 1, 1, norm) for i in range(1, n_scales))
+        # up[l] / fuse[l] produce level l (from level l + 1); to_rgb[l] is the output branch of level l
+        self.up = nn.ModuleList(_block(w[i + 1], w[i], 4, 2, norm, transposed=True) for i in range(self.n_levels))
+        k = 2 if skip == "cat" else 1
+        self.fuse = nn.ModuleList(_block(k * w[i], w[i], 3, 1, norm) for i in range(self.n_levels))
+        n_out = n_scales if intermediate_outputs else 1
+        self.to_rgb = nn.ModuleList(nn.Sequential(nn.Conv2d(w[i], out_ch, 3, 1, 1), nn.Tanh()) for i in range(n_out))
+
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.n_levels
+
+    def forward(self, x: Tensor, sources: Sequence[Tensor] | None = None) -> list[Tensor]:
+        """``sources``: the input pyramid, coarse to fine (``n_scales`` tensors, the last = ``x``); by default
+        ``x`` is average-pooled per scale. Passing it explicitly lets callers perturb or differentiate each scale."""
+        if sources is not None and len(sources) != self.n_scales:
+            raise ValueError(f"MSGUNetGenerator: expected {self.n_scales} source scales, got {len(sources)}")
+        src = x if sources is None else sources[-1]
+        h = self.stem(src)
+        skips = []
+        for level, down in enumerate(self.down, 1):
+            skips.append(h)
+            h = down(h)
+            if level < self.n_scales:
+                src = downsample(src) if sources is None else sources[-1 - level]
+                h = self.merge[level - 1](torch.cat([h, src], 1))
+        outs = []
+        for level in range(self.n_levels - 1, -1, -1):
+            up, skip = self.up[level](h), skips.pop()
+            h = self.fuse[level](up + skip if self.skip == "add" else torch.cat([up, skip], 1))
+            if level < len(self.to_rgb):
+                outs.append(self.to_rgb[level](h))
+        return outs
+
+
+# ---------------------------------------------------------------------------------------------------- family
+class MSGUNetConfig(Section):
+    """MSG U-Net settings: generator shape, per-scale PatchGANs and the loss weights of seed 000 eq. (1)."""
+
+    ngf: int = 16  # full-resolution width; doubles per level up to max_ch
+    max_ch: int = 512
+    n_scales: int = 5  # pyramid scales with a source input and an output (2048x1024 ... 128x64 in the paper)
+    n_extra_down: int = 4  # plain U-Net levels below the coarsest scale (128x64 -> 8x4 in the paper)
+    norm: NormKind = "instance"
+    skip: Literal["add", "cat"] = "add"  # how decoder levels join their encoder skip (the paper adds)
+    init: Literal["normal", "xavier", "kaiming", "orthogonal", "none"] = "normal"
+    intermediate_outputs: bool = True  # False: only the full-resolution output and its D (gradient study)
+    ndf: int = 64
+    n_layers_D: int = 3
+    norm_D: NormKind = "instance"
+    gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
+    alpha: float = 10.0  # discriminator feature matching weight
+    beta: float = 0.25  # VGG19 perceptual loss weight
+    no_vgg_loss: bool = False
+    vgg_weights: str = ""  # VGG19 weights file or URL ("" = PIXTRANS_VGG19 or the torch hub cache)
+
+    @model_validator(mode="after")
+    def _check(self):
+        for key in ("ngf", "n_scales", "ndf", "n_layers_D"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1")
+        if self.n_extra_down < 0:
+            raise ValueError("n_extra_down must be >= 0")
+        if self.n_scales + self.n_extra_down < 2:
+            raise ValueError("n_scales + n_extra_down must be >= 2 (at least one downsampling)")
+        if self.max_ch < self.ngf:
+            raise ValueError(f"max_ch ({self.max_ch}) must be >= ngf ({self.ngf})")
+        if self.alpha < 0 or self.beta < 0:
+            raise ValueError("alpha and beta are loss weights and must be >= 0")
+        return self
+
+
+class MSGUNet(TranslationModel):
+    """MSG U-Net: ``G`` (:class:`MSGUNetGenerator`) and ``D`` (one pix2pixHD-style PatchGAN per output scale,
+    each fed ``cat(source at that scale, image at that scale)``). :meth:`generate` returns every scale, coarse to
+    fine; ``translate(...).image`` is full resolution and ``.scales`` holds all of them."""
+
+    family = "msg_unet"
+    Config = MSGUNetConfig
+
+    def __init__(self, cfg: MSGUNetConfig, data: DataConfig):
+        super().__init__(cfg, data)
+        sem = data.semantic_nc
+        self.G = MSGUNetGenerator(
+            sem,
+            data.output_nc,
+            cfg.ngf,
+            cfg.n_scales,
+            cfg.n_extra_down,
+            cfg.max_ch,
+            cfg.norm,
+            cfg.skip,
+            cfg.intermediate_outputs,
+        )
+        n_d = cfg.n_scales if cfg.intermediate_outputs else 1
+        self.D = nn.ModuleList(
+            NLayerDiscriminator(
+                sem + data.output_nc, cfg.ndf, cfg.n_layers_D, cfg.norm_D, features=True, variant="pix2pixhd"
+            )
+            for _ in range(n_d)
+        )
+        init_weights(self.G, cfg.init, 0.02)
+        init_weights(self.D, cfg.init, 0.02)
+        self.gan_loss = GANLoss(cfg.gan_mode, scale_reduction="sum")
+        self.vgg_loss: nn.Module | None = None  # built on first use: inference and bench need no VGG weights
+
+    @property
+    def size_multiple(self) -> int:
+        return self.G.size_multiple
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.D)
+
+    def scales(self, t: Tensor) -> list[Tensor]:
+        """``t`` (source or target) at the output scales, coarse to fine, as the discriminators see it."""
+        return pyramid(t, self.cfg.n_scales)[-self.n_outputs :]
+
+    # ------------------------------------------------------------------ training
+    def generate(self, x: dict) -> list[Tensor]:
+        return self.G(x["input"])
+
+    def discriminate(self, sources: list[Tensor], images: list[Tensor]) -> list[list[Tensor]]:
+        """Per scale, D_k's features (last = prediction) of ``cat(source_k, image_k)``."""
+        if len(images) != self.n_outputs:
+            raise ValueError(f"MSG U-Net: expected {self.n_outputs} images (one per scale), got {len(images)}")
+        return [d(torch.cat([s, im.to(s.dtype)], 1)) for d, s, im in zip(self.D, sources, images, strict=True)]
+
+    def _vgg(self) -> nn.Module:
+        if self.vgg_loss is None:
+            from ..nn.vgg import VGGLoss
+
+            # seed 000 eq. (1): every VGG layer's mean L1 counts equally
+            self.vgg_loss = VGGLoss(self.cfg.vgg_weights or None, layer_weights=(1.0,) * 5).to(self.device)
+        return self.vgg_loss
+
+    def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
+        cfg = self.cfg
+        sources, reals = self.scales(x["input"]), self.scales(x["target"])
+        pred_fake = self.discriminate(sources, fakes)
+        losses = {"G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False)}
+        if cfg.alpha > 0:
+            with torch.no_grad():
+                pred_real = self.discriminate(sources, reals)
+            # Σ_k Σ_i mean |D_k^i(real) - D_k^i(fake)|: per scale, unweighted layers (eq. 1)
+            fm = [feature_matching_loss(r, f, weight=1.0, layer_weight=1.0) for r, f in zip(pred_real, pred_fake)]
+            losses["G_FM"] = cfg.alpha * torch.stack(fm).sum()
+        if cfg.beta > 0 and not cfg.no_vgg_loss:
+            vgg = self._vgg()
+            terms = [vgg(f, r) for f, r in zip(fakes, reals) if min(f.shape[-2:]) >= VGG_MIN_SIZE]
+            if terms:
+                losses["G_VGG"] = cfg.beta * torch.stack(terms).sum()
+        return losses
+
+    def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
+        sources, reals = self.scales(x["input"]), self.scales(x["target"])
+        pred_fake = self.discriminate(sources, [f.detach() for f in fakes])
+        pred_real = self.discriminate(sources, reals)
+        # summed over scales; 0.5 * (real + fake) as pix2pixHD, whose D and loss this reuses
+        return {
+            "D_real": 0.5 * self.gan_loss(pred_real, True, for_discriminator=True),
+            "D_fake": 0.5 * self.gan_loss(pred_fake, False, for_discriminator=True),
+        }
+
+    # ------------------------------------------------------------------ inference
+    def export_module(self) -> nn.Module:
+        """The generator returning its full-resolution output (the coarse branches cost < 1% of the FLOPs)."""
+        return FullResolution(self.G)
+
+
+class FullResolution(nn.Module):
+    """The generator's full-resolution output only (export and bench): ``forward(input) -> image``."""
+
+    def __init__(self, G: MSGUNetGenerator):
+        super().__init__()
+        self.G = G
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.G(x)[-1]
+
+
+def _preset(data: dict, **model) -> dict:
+    return {"family": "msg_unet", "data": data, "model": model}
+
+
+# Cityscapes-style input: 35 labels + instance boundary = 36 channels, as pix2pixhd_local.
+_CITYSCAPES = {
+    "layout": "cityscapes",
+    "label_nc": 35,
+    "no_instance": False,
+    "preprocess": "scale_width",
+    "load_size": 2048,
+    "crop_size": 2048,
+}
+PRESETS: dict[str, dict] = {
+    # the paper's 5-scale setting: outputs 128x64 ... 2048x1024, bottleneck 8x4
+    "msg_unet": _preset(_CITYSCAPES, n_scales=5, n_extra_down=4),
+    # the paper's 4-scale setting for 512x512 (NYU, maps): outputs 64 ... 512, bottleneck 4x4
+    "msg_unet_4scale": _preset(
+        {**_CITYSCAPES, "preprocess": "resize_and_crop", "load_size": 512, "crop_size": 512}, n_scales=4, n_extra_down=4
+    ),
+}

@@ -1,0 +1,280 @@
+"""VGG19 features (torchvision key layout) and the pix2pixHD perceptual loss.
+
+pixtrans never downloads weights on its own. :func:`load_vgg19` looks, in order, at the ``weights`` argument, the
+``PIXTRANS_VGG19`` environment variable and the torch hub cache (``<hub dir>/checkpoints/vgg19-dcbbb4ee.pth``);
+a URL is only fetched when one is given explicitly (argument or environment variable).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..errors import CheckpointError, WeightsMissingError
+
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbbb4ee.pth"
+VGG19_FILE = "vgg19-dcbbb4ee.pth"
+ENV_VAR = "PIXTRANS_VGG19"
+
+# torchvision's vgg19 "E" configuration: channels per conv, "M" = 2x2 max-pool.
+_CFG: tuple[int | str, ...] = (
+    *(64, 64, "M"),
+    *(128, 128, "M"),
+    *(256, 256, 256, 256, "M"),
+    *(512, 512, 512, 512, "M"),
+    *(512, 512, 512, 512, "M"),
+)
+# Index of the ReLU that ends each slice: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (pix2pixHD's Vgg19).
+TAPS = (1, 6, 11, 20, 29)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _make_features() -> nn.Sequential:
+    layers: list[nn.Module] = []
+    cin = 3
+    for v in _CFG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=True)]
+            cin = int(v)
+    return nn.Sequential(*layers)
+
+
+class VGG19Features(nn.Module):
+    """``features`` of torchvision's VGG19 (keys ``features.0.weight`` ... ``features.34.bias``).
+
+    ``forward`` returns the activations relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 and stops there.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.features = _make_features()
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        outs = []
+        for i, layer in enumerate(self.features[: TAPS[-1] + 1]):
+            x = layer(x)
+            if i in TAPS:
+                outs.append(x)
+        return outs
+
+
+def _meta_state() -> dict[str, Tensor]:
+    """Keys and shapes of the VGG19 features, without allocating or initialising weights."""
+    with torch.device("meta"):
+        return VGG19Features().state_dict()
+
+
+def conv_indices() -> list[int]:
+    """Indices of the conv layers inside ``features`` (0, 2, 5, ..., 34)."""
+    return [i for i, m in enumerate(_make_features()) if isinstance(m, nn.Conv2d)]
+
+
+def _missing_message(problem: str) -> str:
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    return (
+        f"{problem}\nThe VGG (perceptual) loss needs ImageNet VGG19 weights. Provide them one of these ways:\n"
+        f"  - download {VGG19_URL} (548 MB) and put it at {hub / VGG19_FILE}\n"
+        f"  - or set the environment variable {ENV_VAR}=/path/to/vgg19.pth (.pth or .safetensors, or an https URL)\n"
+        f"  - or set the config key model.vgg_weights (e.g. --set model.vgg_weights=/path/to/vgg19.pth, or "
+        f"--set model.vgg_weights={VGG19_URL} to let torch.hub download and cache it)\n"
+        f"  - or train without it: --set model.no_vgg_loss=true"
+    )
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://"))
+
+
+def _read_state(source: str) -> dict:
+    """Read a raw state dict from a URL or a local .pth/.safetensors file."""
+    if _is_url(source):
+        try:
+            return torch.hub.load_state_dict_from_url(
+                source, map_location="cpu", progress=True, check_hash=True, weights_only=True
+            )
+        except OSError as err:  # no network, HTTP errors, unwritable cache
+            msg = _missing_message(f"could not download VGG19 weights from {source}: {err}")
+            raise WeightsMissingError(msg) from None
+        except Exception as err:  # hash mismatch, not a state dict
+            raise CheckpointError(f"{source}: cannot load VGG19 weights ({type(err).__name__}: {err})") from None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise WeightsMissingError(_missing_message(f"VGG19 weights file {path} does not exist."))
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling / format errors of many kinds
+        raise CheckpointError(
+            f"{path}: cannot read VGG19 weights ({type(err).__name__}: {err}) — expected a torchvision vgg19 "
+            f"state dict saved with torch.save (.pth) or as .safetensors, e.g. {VGG19_URL}"
+        ) from None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, expected a VGG19 state dict (key -> tensor)")
+    return dict(state)
+
+
+def _normalise_keys(state: dict) -> dict:
+    """Unwrap ``{'state_dict': ...}``, strip ``module.``, accept bare ``features`` keys; drop ``classifier.*``."""
+    if set(state) == {"state_dict"} and isinstance(state["state_dict"], Mapping):
+        state = dict(state["state_dict"])
+    out = {}
+    for k, v in state.items():
+        k = str(k).removeprefix("module.")
+        if re.fullmatch(r"\d+\.(weight|bias)", k):
+            k = "features." + k
+        if k.startswith("classifier."):
+            continue
+        out[k] = v
+    return out
+
+
+def check_vgg19_state(state: Mapping, source: str) -> dict[str, Tensor]:
+    """Validate keys and shapes against :class:`VGG19Features`; return the features state dict."""
+    state = _normalise_keys(dict(state))
+    expected = _meta_state()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
+        if unexpected:
+            more = ", ..." if len(unexpected) > 4 else ""
+            parts.append(f"unexpected {len(unexpected)} keys ({', '.join(unexpected[:4])}{more})")
+        raise CheckpointError(
+            f"{source}: not a VGG19 state dict: {'; '.join(parts)} — expected torchvision's vgg19 layout "
+            f"(features.0.weight ... features.34.bias), e.g. {VGG19_URL}"
+        )
+    for k, ref in expected.items():
+        v = state[k]
+        if not isinstance(v, Tensor) or tuple(v.shape) != tuple(ref.shape):
+            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            raise CheckpointError(f"{source}: {k} has shape {got}, VGG19 needs {tuple(ref.shape)}")
+    return {k: state[k].float() for k in expected}
+
+
+def find_vgg19_weights(weights: str | os.PathLike | None = None) -> str:
+    """Resolve where the weights come from (argument, env var, hub cache) or raise WeightsMissingError."""
+    if weights is not None and str(weights):
+        return str(weights)
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        return env
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if cached.is_file():
+        return str(cached)
+    raise WeightsMissingError(
+        _missing_message(f"no VGG19 weights given (no model.vgg_weights, no {ENV_VAR}, nothing at {cached}).")
+    )
+
+
+def load_vgg19(weights: str | os.PathLike | None = None) -> VGG19Features:
+    """ImageNet VGG19 features from a local file or an explicit URL (see the module docstring for the order)."""
+    source = find_vgg19_weights(weights)
+    state = check_vgg19_state(_read_state(source), source)
+    with torch.device("meta"):  # no random init: every weight comes from the file
+        model = VGG19Features()
+    model.load_state_dict(state, assign=True)
+    return model
+
+
+def save_random_vgg19(path: str | os.PathLike, seed: int = 0, classifier: bool = True) -> Path:
+    """Write a randomly initialised VGG19 in torchvision's full key layout (features + classifier).
+
+    Conv weights use torchvision's init (Kaiming normal, fan-out); biases are small random values so a load
+    round-trip checks them too. ``.safetensors`` paths are written as safetensors, anything else with torch.save.
+    ``classifier=False`` leaves out the 120M-parameter classifier (a much smaller file for tests).
+    """
+    g = torch.Generator().manual_seed(seed)
+    state: dict[str, Tensor] = {}
+    for k, v in _meta_state().items():
+        if k.endswith("weight"):
+            fan_out = v.shape[0] * v.shape[2] * v.shape[3]
+            state[k] = torch.randn(v.shape, generator=g) * (2.0 / fan_out) ** 0.5
+        else:
+            state[k] = torch.randn(v.shape, generator=g) * 0.01
+    if classifier:
+        for i, (cin, cout) in zip((0, 3, 6), ((512 * 7 * 7, 4096), (4096, 4096), (4096, 1000))):
+            state[f"classifier.{i}.weight"] = torch.randn(cout, cin, generator=g) * 0.01
+            state[f"classifier.{i}.bias"] = torch.zeros(cout)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path
+
+
+class VGGLoss(nn.Module):
+    """pix2pixHD perceptual loss: Σ_i w_i · L1(VGG_i(x), VGG_i(y).detach()) over relu1_1 ... relu5_1.
+
+    Inputs are images in [-1, 1]. Official pix2pixHD feeds them to VGG as they are (``normalize=False``);
+    ``normalize=True`` maps them to [0, 1] and then to ImageNet mean/std first. The VGG is frozen (no grads,
+    always eval mode) and its weights are left out of this module's ``state_dict`` so model checkpoints stay
+    small; loading a state dict without them is fine.
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        layer_weights: Sequence[float] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0),
+        normalize: bool = False,
+        vgg: VGG19Features | None = None,
+    ):
+        super().__init__()
+        if len(layer_weights) != len(TAPS):
+            raise ValueError(f"layer_weights needs {len(TAPS)} values (relu1_1 ... relu5_1), got {len(layer_weights)}")
+        self.vgg = vgg if vgg is not None else load_vgg19(weights)
+        self.vgg.requires_grad_(False).eval()
+        self.layer_weights = tuple(float(w) for w in layer_weights)
+        self.normalize = normalize
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_state_dict_post_hook(_drop_vgg_keys)
+        self.register_load_state_dict_pre_hook(_fill_vgg_keys)
+
+    def train(self, mode: bool = True) -> VGGLoss:
+        super().train(mode)
+        self.vgg.eval()
+        return self
+
+    def _prep(self, x: Tensor) -> Tensor:
+        if self.normalize:
+            x = ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        if not torch.is_autocast_enabled(x.device.type):
+            x = x.to(self.vgg.features[0].weight.dtype)
+        return x
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        fx = self.vgg(self._prep(x))
+        with torch.no_grad():
+            fy = self.vgg(self._prep(y))
+        loss = x.new_zeros((), dtype=torch.float32)
+        for w, a, b in zip(self.layer_weights, fx, fy):
+            loss = loss + w * F.l1_loss(a.float(), b.detach().float())
+        return loss
+
+
+def _drop_vgg_keys(module: nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:
+    for k in [k for k in state_dict if k.startswith(prefix + "vgg.")]:
+        del state_dict[k]
+
+
+def _fill_vgg_keys(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    for k, v in module.vgg.state_dict().items():
+        state_dict.setdefault(prefix + "vgg." + k, v)

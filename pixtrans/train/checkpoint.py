@@ -1,0 +1,109 @@
+"""Checkpoints: a folder with the typed config, safetensors weights, JSON metadata and a training-state file.
+
+Writes are atomic: everything goes into a temporary folder that is renamed into place, then the run's ``latest``
+pointer is replaced with ``os.replace``. A run killed at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from ..config import ExperimentConfig, config_from_dict
+from ..errors import CheckpointError
+
+CONFIG, WEIGHTS, META, STATE, LATEST = "config.yaml", "model.safetensors", "meta.json", "train_state.pt", "latest"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    cfg: ExperimentConfig,
+    weights: dict[str, torch.Tensor],
+    meta: dict,
+    train_state: dict | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write ``run_dir/checkpoints/step_XXXXXXX`` atomically and point ``run_dir/latest`` at it."""
+    run_dir = Path(run_dir)
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:07d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp_step_{step:07d}_"))
+    try:
+        (tmp / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
+        (tmp / META).write_text(json.dumps({**meta, "step": step, "family": cfg.family}, indent=2, default=float))
+        if train_state is not None:
+            torch.save(train_state, tmp / STATE)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _atomic_write_text(run_dir / LATEST, final.name + "\n")
+    _prune(root, keep, final)
+    return final
+
+
+def _prune(root: Path, keep: int, newest: Path) -> None:
+    steps = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in steps[: max(0, len(steps) - max(keep, 1))]:
+        if old != newest:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder (follows ``latest``) or a checkpoint folder -> the checkpoint folder."""
+    p = Path(path)
+    if (p / WEIGHTS).is_file():
+        return p
+    if (p / LATEST).is_file():
+        ck = p / "checkpoints" / (p / LATEST).read_text().strip()
+        if (ck / WEIGHTS).is_file():
+            return ck
+        raise CheckpointError(f"{p}: 'latest' points to {ck.name}, which is missing or incomplete")
+    if p.is_dir() and (p / "checkpoints").is_dir():
+        steps = sorted(c for c in (p / "checkpoints").glob("step_*") if (c / WEIGHTS).is_file())
+        if steps:
+            return steps[-1]
+    raise CheckpointError(
+        f"{p}: not a pixtrans run or checkpoint folder (expected {WEIGHTS} or a 'latest' file); "
+        "for official .pth files use `pixtrans import`"
+    )
+
+
+def load_checkpoint_files(path: str | Path) -> tuple[Path, ExperimentConfig, dict[str, torch.Tensor], dict]:
+    """Read config, weights and metadata of a checkpoint (or a run's latest one)."""
+    ck = resolve_checkpoint(path)
+    try:
+        raw = yaml.safe_load((ck / CONFIG).read_text())
+        meta = json.loads((ck / META).read_text()) if (ck / META).is_file() else {}
+        weights = load_file(str(ck / WEIGHTS))
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise CheckpointError(f"{ck}: cannot read checkpoint ({err})") from None
+    cfg = config_from_dict(raw, str(ck / CONFIG))
+    return ck, cfg, weights, meta
+
+
+def load_train_state(ck: Path) -> dict:
+    if not (ck / STATE).is_file():
+        raise CheckpointError(f"{ck}: no {STATE}; this checkpoint cannot resume training (it can be used with init_from)")
+    return torch.load(ck / STATE, map_location="cpu", weights_only=True)

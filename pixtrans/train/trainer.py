@@ -1,0 +1,448 @@
+"""The training loop shared by every family: G step, D step, schedules, AMP, EMA, logging, checkpoints, resume.
+
+``train(cfg, out)`` runs a whole experiment; ``train(cfg, out, resume=True)`` continues the run in ``out`` exactly
+(weights, optimizers, schedulers, EMA, RNG streams and data order). SIGINT/SIGTERM save a checkpoint before exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from tqdm import tqdm
+
+from ..config import ExperimentConfig, save_config
+from ..data.datasets import build_dataset, dataset_info
+from ..errors import ConfigError, PixtransError
+from ..models import build_model
+from ..models.base import TranslationModel
+from . import distributed as dist
+from .checkpoint import LATEST, load_checkpoint_files, load_train_state, resolve_checkpoint, save_checkpoint
+from .schedules import is_plateau, make_scheduler
+
+
+class TrainingInterrupted(PixtransError):
+    """Raised after a checkpoint was saved because of SIGINT/SIGTERM."""
+
+
+class _Skip(Sampler):
+    """Yields a sampler's indices after skipping the first ``skip`` (resume in the middle of an epoch)."""
+
+    def __init__(self, sampler: Sampler, skip: int):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            next(it, None)
+        yield from it
+
+    def __len__(self):
+        return max(len(self.sampler) - self.skip, 0)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", dist.local_rank())
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+def _rng_state() -> dict:
+    st = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    np_state = np.random.get_state()
+    st["numpy"] = [np_state[0], np_state[1].tolist(), *np_state[2:]]
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    random.setstate(tuple(st["python"][:1]) + (tuple(st["python"][1]),) + tuple(st["python"][2:]))
+    n = st["numpy"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _set_requires_grad(modules, flag: bool) -> list[tuple[torch.nn.Parameter, bool]]:
+    saved = []
+    for m in modules:
+        for p in m.parameters():
+            saved.append((p, p.requires_grad))
+            p.requires_grad_(flag)
+    return saved
+
+
+class Trainer:
+    """Owns the model, optimizers, schedulers and the run folder of one experiment."""
+
+    def __init__(self, cfg: ExperimentConfig, out: str | Path, resume: bool = False):
+        self.cfg, self.out = cfg, Path(out)
+        self.device = resolve_device(cfg.train.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.rank, self.world = dist.init_from_env(self.device)
+        self.main = self.rank == 0
+        self._check_out_dir(resume)
+        self._seed(cfg.train.seed + self.rank)
+
+        self.dataset = build_dataset(cfg.data, cfg.data.train_split, train=True)
+        if len(self.dataset) == 0:
+            raise PixtransError(f"data.root={cfg.data.root!r}: no training items found for layout {cfg.data.layout!r}")
+        self.info = dataset_info(cfg.data)
+        self.sampler = DistributedSampler(
+            self.dataset, num_replicas=self.world, rank=self.rank, shuffle=True, seed=cfg.train.seed, drop_last=False
+        )
+        self.steps_per_epoch = max(len(self.sampler) // cfg.data.batch_size, 1)
+
+        self.model: TranslationModel = build_model(cfg).to(self.device)
+        if cfg.train.init_from and not resume:
+            self._init_from(cfg.train.init_from)
+        dist.broadcast_module(self.model)
+        self.groups = self.model.optim_groups(cfg.train)
+        self.opts = {n: torch.optim.Adam(g.params, lr=g.lr, betas=g.betas) for n, g in self.groups.items()}
+        self.scheds = {n: make_scheduler(o, cfg.train, self.steps_per_epoch) for n, o in self.opts.items()}
+        self.ema = None
+        if cfg.train.ema > 0:
+            self.ema = AveragedModel(
+                self.model.generators(), multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True
+            )
+        amp = cfg.train.amp
+        if amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError("train.amp: fp16 needs CUDA; use bf16 on CPU")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+        self.step = 0
+        self.metrics: dict = {}
+        if resume:
+            self._resume()
+        self._stop = False
+        self._tb = None
+
+    # ------------------------------------------------------------------ setup
+    def _check_out_dir(self, resume: bool) -> None:
+        has_run = (self.out / LATEST).is_file()
+        if resume and not has_run:
+            raise PixtransError(f"--resume: {self.out} has no checkpoint to resume from (no '{LATEST}' file)")
+        if not resume and has_run:
+            raise PixtransError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.out / "config.yaml")
+
+    @staticmethod
+    def _seed(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    def _init_from(self, path: str) -> None:
+        _, src_cfg, weights, _ = load_checkpoint_files(path)
+        loaded = self.model.load_init(weights)
+        if not loaded:
+            raise PixtransError(f"train.init_from={path}: no weights of that checkpoint fit this model")
+        if self.main:
+            print(f"initialised {len(loaded)} tensors from {path} ({src_cfg.family})")
+
+    def _resume(self) -> None:
+        ck, old_cfg, weights, meta = load_checkpoint_files(self.out)
+        if old_cfg.model != self.cfg.model or old_cfg.family != self.cfg.family:
+            raise ConfigError(f"--resume: the model config differs from the one saved in {ck}; keep model.* unchanged")
+        self.model.load_checkpoint_state({k: v for k, v in weights.items() if not k.startswith("ema.")})
+        if self.ema is not None:
+            ema_w = {k[4:]: v for k, v in weights.items() if k.startswith("ema.")}
+            self.ema.module.load_state_dict(ema_w)
+        self.model.load_meta(meta.get("family_meta", {}))
+        st = load_train_state(ck)
+        for n, o in self.opts.items():
+            o.load_state_dict(st["optimizers"][n])
+        for n, s in self.scheds.items():
+            s.load_state_dict(st["schedulers"][n])
+        if "scaler" in st:
+            self.scaler.load_state_dict(st["scaler"])
+        if self.ema is not None and "ema_n" in st:
+            self.ema.n_averaged.fill_(int(st["ema_n"]))
+        rng = st["rng"][self.rank] if self.rank < len(st["rng"]) else st["rng"][0]
+        _set_rng_state(rng)
+        self.step = int(st["step"])
+        self.metrics = meta.get("metrics", {})
+        if self.main:
+            print(f"resuming {self.out} at step {self.step}")
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> Path | None:
+        rngs = [_rng_state()]
+        if dist.is_distributed():
+            gathered: list = [None] * self.world
+            torch.distributed.all_gather_object(gathered, rngs[0])
+            rngs = gathered
+        if not self.main:
+            dist.barrier()
+            return None
+        weights = self.model.checkpoint_state()
+        if self.ema is not None:
+            weights.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
+        state = {
+            "step": self.step,
+            "optimizers": {n: o.state_dict() for n, o in self.opts.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.scheds.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": rngs,
+            "ema_n": int(self.ema.n_averaged.item()) if self.ema is not None else 0,
+        }
+        meta = {
+            "metrics": self.metrics,
+            "ema": self.ema is not None,
+            "class_names": self.info.get("class_names"),
+            "palette": self.info.get("palette"),
+            "label_nc": self.cfg.data.label_nc,
+            "family_meta": self.model.meta(),
+            "params_G": sum(p.numel() for p in self.model.G.parameters()),
+        }
+        ck = save_checkpoint(self.out, self.step, self.cfg, weights, meta, state, keep=self.cfg.train.keep_checkpoints)
+        dist.barrier()
+        return ck
+
+    # ------------------------------------------------------------------ loop
+    def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        self.sampler.set_epoch(epoch)
+        sampler = _Skip(self.sampler, skip_batches * self.cfg.data.batch_size)
+        # the loader's own generator keeps worker seeding off the global RNG, so a resumed run draws the same numbers
+        gen = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + epoch * 7919 + self.rank)
+        return DataLoader(
+            self.dataset,
+            batch_size=self.cfg.data.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.data.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            generator=gen,
+        )
+
+    def _batches(self):
+        epoch, skip = divmod(self.step, self.steps_per_epoch)
+        while True:
+            n = 0
+            for batch in self._loader(epoch, skip):
+                yield epoch, batch
+                n += 1
+            if n == 0 and skip == 0:
+                raise PixtransError(
+                    f"data.batch_size={self.cfg.data.batch_size} is larger than the {len(self.sampler)} items per "
+                    "process; lower the batch size"
+                )
+            epoch, skip = epoch + 1, 0
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _optimize(self, loss: torch.Tensor, names: list[str]) -> None:
+        for n in names:
+            self.opts[n].zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        params = [p for n in names for p in self.groups[n].params]
+        dist.average_gradients(params)
+        if self.cfg.train.grad_clip > 0:
+            for n in names:
+                self.scaler.unscale_(self.opts[n])
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        for n in names:
+            self.scaler.step(self.opts[n])
+        self.scaler.update()
+
+    def train_step(self, batch: dict, epoch: int) -> dict[str, float]:
+        m = self.model
+        m.train()
+        m.on_step(self.step, epoch)
+        x = m.prepare(batch)
+        g_names = [n for n in self.opts if n not in m.d_optimizers]
+        d_names = [n for n in self.opts if n in m.d_optimizers]
+        saved = _set_requires_grad(m.discriminators(), False)
+        with self._autocast():
+            fakes = m.generate(x)
+            lg = m.g_losses(x, fakes)
+        loss_g = sum(lg.values())
+        self._check_finite(loss_g, lg)
+        self._optimize(loss_g, g_names)
+        for p, flag in saved:
+            p.requires_grad_(flag)
+        ld: dict[str, torch.Tensor] = {}
+        if d_names:
+            with self._autocast():
+                ld = m.d_losses(x, [f.detach() for f in fakes])
+            loss_d = sum(ld.values())
+            self._check_finite(loss_d, ld)
+            self._optimize(loss_d, d_names)
+        for s in self.scheds.values():
+            if not is_plateau(s):
+                s.step()
+        if self.ema is not None:
+            self.ema.update_parameters(m.generators())
+        self._last = (x, fakes)
+        return {k: float(v.detach()) for k, v in {**lg, **ld}.items()}
+
+    def _check_finite(self, total: torch.Tensor, parts: dict) -> None:
+        if not torch.isfinite(total):
+            bad = [k for k, v in parts.items() if not torch.isfinite(v)]
+            raise PixtransError(
+                f"step {self.step}: loss became non-finite ({', '.join(bad)}); lower train.lr, turn train.amp off, "
+                f"or set train.grad_clip; the last good checkpoint is in {self.out}"
+            )
+
+    def _on_signal(self, signum, frame) -> None:
+        self._stop = True
+
+    def fit(self) -> Path:
+        """Train until ``train.steps``; returns the final checkpoint folder."""
+        t = self.cfg.train
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not in the main thread
+                pass
+        log = _CsvLog(self.out / "log.csv", self.step) if self.main else None
+        bar = tqdm(total=t.steps, initial=self.step, disable=not (self.main and t.progress), dynamic_ncols=True)
+        acc: dict[str, list[float]] = {}
+        t0, n_img = time.perf_counter(), 0
+        try:
+            batches = self._batches()
+            while self.step < t.steps:
+                epoch, batch = next(batches)
+                losses = self.train_step(batch, epoch)
+                self.step += 1
+                n_img += batch["input"].shape[0] * self.world
+                for k, v in losses.items():
+                    acc.setdefault(k, []).append(v)
+                if self.step % max(t.log_every, 1) == 0 or self.step == t.steps:
+                    dt = time.perf_counter() - t0
+                    row = {k: sum(v) / len(v) for k, v in acc.items()}
+                    ips = n_img / dt if dt > 0 else 0.0
+                    if self.main:
+                        lrs = {f"lr_{n}": o.param_groups[0]["lr"] for n, o in self.opts.items()}
+                        log.write({"step": self.step, "epoch": epoch, "images_per_s": round(ips, 3), **lrs, **row})
+                        bar.set_postfix({**{k: f"{v:.3f}" for k, v in row.items()}, "img/s": f"{ips:.1f}"})
+                        self._tensorboard(row, ips)
+                    acc, t0, n_img = {}, time.perf_counter(), 0
+                if self.main and t.sample_every and self.step % t.sample_every == 0:
+                    self._sample()
+                if t.val_every and self.step % t.val_every == 0:
+                    self._validate()
+                if t.save_every and self.step % t.save_every == 0 and self.step < t.steps:
+                    self.save()
+                bar.update(1)
+                if dist.any_rank(self._stop):
+                    self.save()
+                    raise TrainingInterrupted(f"interrupted at step {self.step}; saved. Continue with --resume")
+            if self.main and t.sample_every:
+                self._sample()
+            ck = self.save()
+            if self.main:
+                from ..eval.plots import plot_losses
+
+                plot_losses(self.out / "log.csv", self.out / "losses.png")
+            return ck if ck is not None else resolve_checkpoint(self.out)
+        finally:
+            bar.close()
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+            if self._tb is not None:
+                self._tb.close()
+
+    # ------------------------------------------------------------------ outputs
+    def _tensorboard(self, row: dict, ips: float) -> None:
+        if not self.cfg.train.tensorboard:
+            return
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("train.tensorboard: install it with `pip install tensorboard`") from None
+            self._tb = SummaryWriter(str(self.out / "tb"))
+        for k, v in row.items():
+            self._tb.add_scalar(f"loss/{k}", v, self.step)
+        self._tb.add_scalar("images_per_s", ips, self.step)
+
+    def _sample(self) -> None:
+        from ..eval.report import make_grid
+        from ..infer.translator import input_to_rgb
+
+        x, fakes = self._last
+        n = min(4, x["input"].shape[0])
+        rows = []
+        for i in range(n):
+            row = [input_to_rgb(x, i, self.cfg.data, self.info.get("palette")), fakes[-1][i].detach().float()]
+            if "target" in x:
+                row.append(x["target"][i])
+            rows.append(row)
+        (self.out / "samples").mkdir(exist_ok=True)
+        make_grid(rows).save(self.out / "samples" / f"step_{self.step:07d}.png")
+
+    @torch.no_grad()
+    def _validate(self) -> None:
+        if not self.main:
+            dist.barrier()
+            return
+        from ..eval.evaluate import evaluate_model
+
+        res = evaluate_model(self.model, self.cfg, max_items=self.cfg.train.val_items)
+        self.metrics = {**res, "step": self.step}
+        for s in self.scheds.values():
+            if is_plateau(s) and not math.isnan(res.get("psnr", float("nan"))):
+                s.step(res["psnr"])
+        with open(self.out / "val.csv", "a", newline="") as f:
+            csv.writer(f).writerow([self.step, res.get("psnr"), res.get("ssim"), res.get("vif")])
+        dist.barrier()
+
+
+class _CsvLog:
+    """Appends rows to the run's CSV log; on resume drops rows written after the resumed step."""
+
+    def __init__(self, path: Path, step: int):
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.is_file():
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows:
+                self.fields = list(rows[0].keys())
+                rows = [r for r in rows if int(r["step"]) <= step]
+                with open(path, "w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=self.fields)
+                    w.writeheader()
+                    w.writerows(rows)
+
+    def write(self, row: dict) -> None:
+        if self.fields is None:
+            self.fields = list(row.keys())
+            with open(self.path, "w", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.fields).writeheader()
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+
+
+def train(cfg: ExperimentConfig, out: str | Path, resume: bool = False) -> Path:
+    """Run (or resume) an experiment into ``out``; returns the final checkpoint folder."""
+    trainer = Trainer(cfg, out, resume=resume)
+    try:
+        return trainer.fit()
+    finally:
+        dist.shutdown()
