@@ -247,7 +247,8 @@ def bench_model(model, width: int, height: int, batch: int = 1, **kw) -> dict:
             f"--size {width}x{height}: the {model.family or type(model).__name__} model needs width and height "
             f"that are multiples of {m} (e.g. {-(-width // m) * m}x{-(-height // m) * m})"
         )
-    model.eval()
+    # the whole model, not only the exported module: generate() may use more than G (encoders, buffers)
+    model.to(device=torch.device(kw.get("device", "cpu")), dtype=kw.get("dtype", torch.float32)).eval()
     x = random_input(model, width, height, batch)
     out = benchmark(model.export_module(), (x,), **kw)
     out.update(family=model.family, batch=batch)

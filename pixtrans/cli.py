@@ -165,7 +165,7 @@ def cmd_bench(a) -> None:
 def cmd_demo(a) -> None:
     from .demo import run_demo
 
-    run_demo(a.out, steps=a.steps, size=a.size, n=a.n)
+    run_demo(a.out, steps=a.steps, size=a.size, n=a.n, ngf=a.ngf)
 
 
 # ---------------------------------------------------------------------- parser
@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="demo")
     m.add_argument("--steps", type=int, default=1500)
     m.add_argument("--size", type=int, default=64)
-    m.add_argument("--n", type=int, default=64)
+    m.add_argument("--n", type=int, default=64, help="training scenes")
+    m.add_argument("--ngf", type=int, default=32, help="generator/discriminator width")
     m.set_defaults(fn=cmd_demo)
 
     for name in EXTENSIONS:

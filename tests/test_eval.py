@@ -139,8 +139,9 @@ def test_plots_write_pngs(tmp_path):
     log.write_text("\n".join(lines) + "\n")
     png = plot_losses(log, tmp_path / "plots" / "losses.png")
     assert Image.open(png).size[0] > 100
-    heat = plot_heatmap([[0.5, 0.6], [0.7, float("nan")]], ["128", "256"], ["in 64", "in 128"], tmp_path / "h.png",
-                        "SSIM")
+    heat = plot_heatmap(
+        [[0.5, 0.6], [0.7, float("nan")]], ["128", "256"], ["in 64", "in 128"], tmp_path / "h.png", "SSIM"
+    )
     assert Image.open(heat).size[0] > 50
     with pytest.raises(ValueError, match="labels"):
         plot_heatmap([[1.0]], ["a", "b"], ["c"], tmp_path / "bad.png", "x")

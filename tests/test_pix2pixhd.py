@@ -1,4 +1,4 @@
-"""pix2pixHD unit tests: official sizes and keys, instance inputs, pooling, losses, VGG, freezing, stage init, styles."""
+"""pix2pixHD unit tests: official sizes and keys, instance inputs, pooling, losses, VGG, freezing, stage init."""
 
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ def test_state_dict_keys_follow_the_official_layout():
         keys = set(local.state_dict())
         enc = set(Encoder(3, 3, 16, 4).state_dict())
     # official: global part "model.<i>", enhancer front "model1_1.<i>", back "model1_2.<i>" with res blocks
-    assert {"model.1.weight", "model.14.conv_block.1.weight", "model1_1.1.weight", "model1_1.4.weight"} <= keys
+    assert {"model.1.weight", "model.16.conv_block.1.weight", "model1_1.1.weight", "model1_1.4.weight"} <= keys
     assert {"model1_2.0.conv_block.5.weight", "model1_2.3.weight", "model1_2.7.weight"} <= keys
-    assert "model.1.weight" in enc and "model.26.weight" in enc  # 7x7 conv ... final 7x7 conv
+    assert "model.1.weight" in enc and "model.29.weight" in enc  # 7x7 conv ... final 7x7 conv
 
 
 def test_local_enhancer_shapes_and_multiple_enhancers():

@@ -232,7 +232,7 @@ def write_html_report(
         parts.append('<table class="metrics"><tr>')
         parts += [f"<th>{html.escape(str(k))}</th>" for k in metrics if k != "notes"]
         parts.append("</tr><tr>")
-        parts += [_cell(v, out_dir) for k, v in metrics.items() if k != "notes"]
+        parts += [_cell(math.nan if v is None else v, out_dir) for k, v in metrics.items() if k != "notes"]
         parts.append("</tr></table>")
         if notes:
             items = notes if isinstance(notes, list | tuple) else [notes]

@@ -135,7 +135,7 @@ class TranslationModel(nn.Module):
 
     def export_module(self) -> nn.Module:
         """A module mapping the prepared input tensor to the output image (for ONNX export and bench)."""
-        return _LastOutput(self)
+        return _LastOutput(self).eval()
 
     def checkpoint_state(self) -> dict[str, Tensor]:
         """The state dict that goes into a checkpoint (without transient modules)."""

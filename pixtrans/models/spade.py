@@ -31,7 +31,7 @@ from torch.nn.utils import spectral_norm
 
 from ..config import DataConfig, Section, TrainConfig
 from ..errors import ConfigError, DataError
-from ..losses import GanMode, GANLoss, feature_matching_loss, kl_loss
+from ..losses import GANLoss, GanMode, feature_matching_loss, kl_loss
 from ..nn.blocks import InitKind, init_weights
 from ..nn.spade import ParamFreeNorm, SPADEResnetBlock, SyncBatchNorm2d
 from .base import OptimGroup, Translation, TranslationModel
@@ -84,8 +84,14 @@ class SPADEGenerator(nn.Module):
             self.fc = nn.Linear(z_dim, 16 * nf * self.sw * self.sh)
         else:
             self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
-        block = partial(SPADEResnetBlock, label_nc=semantic_nc, spectral=spectral, param_free=param_free, ks=spade_ks,
-                        nhidden=spade_nhidden)
+        block = partial(
+            SPADEResnetBlock,
+            label_nc=semantic_nc,
+            spectral=spectral,
+            param_free=param_free,
+            ks=spade_ks,
+            nhidden=spade_nhidden,
+        )
         self.head_0 = block(16 * nf, 16 * nf)
         self.G_middle_0 = block(16 * nf, 16 * nf)
         self.G_middle_1 = block(16 * nf, 16 * nf)
@@ -281,13 +287,22 @@ class SPADE(TranslationModel):
     def __init__(self, cfg: Config, data: DataConfig):
         super().__init__(cfg, data)
         sem = self.in_channels
-        crop = cfg.crop_size or data.crop_size
         self.G = SPADEGenerator(
-            sem, cfg.ngf, cfg.z_dim, cfg.use_vae, cfg.num_upsampling_layers, crop, cfg.aspect_ratio,
-            cfg.param_free_norm, cfg.spectral, cfg.spade_ks, cfg.spade_nhidden, data.output_nc,
-        )  # fmt: skip
-        make_d = partial(SPADENLayerDiscriminator, sem + data.output_nc, cfg.ndf, cfg.n_layers_D, cfg.norm_D,
-                         cfg.spectral_D)  # fmt: skip
+            sem,
+            ngf=cfg.ngf,
+            z_dim=cfg.z_dim,
+            use_vae=cfg.use_vae,
+            num_upsampling_layers=cfg.num_upsampling_layers,
+            crop_size=cfg.crop_size or data.crop_size,
+            aspect_ratio=cfg.aspect_ratio,
+            param_free=cfg.param_free_norm,
+            spectral=cfg.spectral,
+            spade_ks=cfg.spade_ks,
+            spade_nhidden=cfg.spade_nhidden,
+            output_nc=data.output_nc,
+        )
+        d_in = sem + data.output_nc
+        make_d = partial(SPADENLayerDiscriminator, d_in, cfg.ndf, cfg.n_layers_D, cfg.norm_D, cfg.spectral_D)
         self.D = MultiScaleDiscriminator(make_d, cfg.num_D)
         self.E = ConvEncoder(cfg.ngf, cfg.z_dim, data.output_nc) if cfg.use_vae else None
         for net in (self.G, self.D, self.E):
@@ -440,12 +455,14 @@ def _reference_tensor(ref, name: str | None) -> tuple[Tensor, str]:
             arr = np.repeat(arr[..., None], 3, axis=2)
         if arr.ndim != 3 or arr.shape[2] < 3:
             raise DataError("<reference>", f"a reference photo must be RGB (H, W, 3), got shape {arr.shape}")
-        ref = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 127.5 - 1
+        ref = torch.from_numpy(np.array(arr[..., :3], dtype=np.float32)).permute(2, 0, 1).float() / 127.5 - 1
     ref = ref.float()
     if ref.dim() == 3:
         ref = ref[None]
     if ref.dim() != 4 or ref.shape[1] != 3:
-        raise DataError("<reference>", f"a reference photo tensor must be (3, H, W) or (1, 3, H, W), got {tuple(ref.shape)}")
+        raise DataError(
+            "<reference>", f"a reference photo tensor must be (3, H, W) or (1, 3, H, W), got {tuple(ref.shape)}"
+        )
     if name is None:
         name = "sha1:" + hashlib.sha1(ref.detach().cpu().numpy().tobytes()).hexdigest()[:12]
     return ref, name
@@ -453,38 +470,25 @@ def _reference_tensor(ref, name: str | None) -> tuple[Tensor, str]:
 
 # ---------------------------------------------------------------------------------------------- presets
 _TTUR = {"lr": 1e-4, "lr_D": 4e-4, "beta1": 0.0, "beta2": 0.9, "lr_policy": "linear"}
+# Cityscapes 512x256 (official preprocess 'fixed'): 35 labelIds + instance boundary = 36 semantic channels
+_CITY = {"layout": "cityscapes", "label_nc": 35, "no_instance": False, "preprocess": "scale_width",
+         "load_size": 512, "crop_size": 512}  # fmt: skip
+_SQUARE = {"preprocess": "resize_and_crop", "load_size": 286, "crop_size": 256}
+
+
+def _preset(data: dict, **model) -> dict:
+    return {"family": "spade", "data": dict(data), "model": model, "train": dict(_TTUR)}
+
 
 PRESETS: dict[str, dict] = {
-    # Cityscapes 512x256: 35 classes + instance boundary = 36 semantic channels (official G: 93,048,003 params)
-    "spade_cityscapes": {
-        "family": "spade",
-        "data": {"layout": "cityscapes", "label_nc": 35, "no_instance": False, "preprocess": "scale_width",
-                 "load_size": 512, "crop_size": 512},
-        "model": {"aspect_ratio": 2.0},
-        "train": dict(_TTUR),
-    },
-    # the same with the VAE style encoder (G: 126,400,707 params)
-    "spade_cityscapes_vae": {
-        "family": "spade",
-        "data": {"layout": "cityscapes", "label_nc": 35, "no_instance": False, "preprocess": "scale_width",
-                 "load_size": 512, "crop_size": 512},
-        "model": {"aspect_ratio": 2.0, "use_vae": True},
-        "train": dict(_TTUR),
-    },
+    "spade_cityscapes": _preset(_CITY, aspect_ratio=2.0),  # G: 93,048,003 params (official)
+    "spade_cityscapes_vae": _preset(_CITY, aspect_ratio=2.0, use_vae=True),  # G: 126,400,707 params
     # COCO-Stuff: 182 classes + don't-care + instance boundary = 184 channels
-    "spade_coco": {
-        "family": "spade",
-        "data": {"layout": "coco", "label_nc": 182, "contain_dontcare": True, "no_instance": False,
-                 "preprocess": "resize_and_crop", "load_size": 286, "crop_size": 256},
-        "model": {},
-        "train": dict(_TTUR),
-    },
+    "spade_coco": _preset(
+        {"layout": "coco", "label_nc": 182, "contain_dontcare": True, "no_instance": False, **_SQUARE}
+    ),
     # ADE20K: 150 classes + don't-care, no instances = 151 channels
-    "spade_ade20k": {
-        "family": "spade",
-        "data": {"layout": "ade20k", "label_nc": 150, "contain_dontcare": True, "no_instance": True,
-                 "preprocess": "resize_and_crop", "load_size": 286, "crop_size": 256},
-        "model": {},
-        "train": dict(_TTUR),
-    },
-}  # fmt: skip
+    "spade_ade20k": _preset(
+        {"layout": "ade20k", "label_nc": 150, "contain_dontcare": True, "no_instance": True, **_SQUARE}
+    ),
+}
