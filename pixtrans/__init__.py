@@ -1,8 +1,8 @@
 """pixtrans: paired image-to-image translation with conditional GANs (pix2pix, pix2pixHD, SPADE, MSG U-Net).
 
-    import pixtrans
-    t = pixtrans.load("runs/synth")
-    t.translate("label.png").save("photo.png")
+import pixtrans
+t = pixtrans.load("runs/synth")
+t.translate("label.png").save("photo.png")
 """
 
 from __future__ import annotations

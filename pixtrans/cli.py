@@ -28,8 +28,7 @@ IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 def cmd_data_synth(a) -> None:
     from .data.synth import generate
 
-    out = generate(a.out, n=a.n, size=_size_arg(a.size), seed=a.seed, n_test=a.n_test, aligned=a.aligned,
-                   progress=True)
+    out = generate(a.out, n=a.n, size=_size_arg(a.size), seed=a.seed, n_test=a.n_test, aligned=a.aligned, progress=True)
     print(f"wrote synthetic dataset to {out}")
 
 
@@ -173,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pixtrans", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    d = sub.add_parser("data", help="datasets: synthetic generator, checks").add_subparsers(dest="data_cmd", required=True)
+    d = sub.add_parser("data", help="datasets: synthetic generator, checks").add_subparsers(
+        dest="data_cmd", required=True
+    )
     s = d.add_parser("synth", help="write the built-in synthetic label->photo dataset")
     s.add_argument("--out", required=True)
     s.add_argument("--n", type=int, default=32, help="training scenes")
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help="style seed (SPADE VAE)")
     r.add_argument("--cluster", type=int, default=None, help="feature cluster for every class (pix2pixHD)")
     r.add_argument("--reference", default="", help="reference photo whose style to use")
-    r.add_argument("--style", default="", help="full style as JSON, e.g. '{\"clusters\": {\"5\": 2}}'")
+    r.add_argument("--style", default="", help='full style as JSON, e.g. \'{"clusters": {"5": 2}}\'')
     r.add_argument("--all-scales", action="store_true", help="write every output scale (MSG U-Net)")
     r.add_argument("--device", default="auto")
     r.set_defaults(fn=cmd_translate)

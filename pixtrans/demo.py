@@ -30,10 +30,20 @@ def run_demo(
     print(f"[1/4] synthetic dataset ({n} train scenes, {size}px) -> {data}")
     generate(data, n=n, size=size, seed=0, progress=True)
     cfg_path = config or str(Path(__file__).resolve().parents[1] / "configs" / "pix2pix_synth.yaml")
-    cfg = load_config(cfg_path, [f"data.root={data}", f"train.steps={steps}", "train.sample_every=250",
-                                 f"train.save_every={max(steps // 4, 1)}", "train.log_every=25",
-                                 f"data.load_size={size}", f"data.crop_size={size}",
-                                 f"model.ngf={ngf}", f"model.ndf={ngf}"])
+    cfg = load_config(
+        cfg_path,
+        [
+            f"data.root={data}",
+            f"train.steps={steps}",
+            "train.sample_every=250",
+            f"train.save_every={max(steps // 4, 1)}",
+            "train.log_every=25",
+            f"data.load_size={size}",
+            f"data.crop_size={size}",
+            f"model.ngf={ngf}",
+            f"model.ndf={ngf}",
+        ],
+    )
     if run.exists():
         shutil.rmtree(run)
     print(f"[2/4] training {cfg.family} for {steps} steps on the CPU -> {run}")

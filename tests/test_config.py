@@ -23,8 +23,13 @@ def test_overrides_are_typed():
 
 @pytest.mark.parametrize(
     "override, key",
-    [("train.stpes=3", "train.stpes"), ("model.ngff=3", "model.ngff"), ("train.steps=many", "train.steps"),
-     ("data.layout=nope", "data.layout"), ("model.norm=weird", "model.norm")],
+    [
+        ("train.stpes=3", "train.stpes"),
+        ("model.ngff=3", "model.ngff"),
+        ("train.steps=many", "train.steps"),
+        ("data.layout=nope", "data.layout"),
+        ("model.norm=weird", "model.norm"),
+    ],
 )
 def test_bad_keys_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

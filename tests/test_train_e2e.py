@@ -55,7 +55,9 @@ def test_resume_continues_exactly(synth_root, tmp_path):
 
 
 def test_checkpoint_folder_layout_and_atomicity(synth_root, tmp_path):
-    assert _train(synth_root, tmp_path / "r", 4, "--set", "train.save_every=1", "--set", "train.keep_checkpoints=2") == 0
+    assert (
+        _train(synth_root, tmp_path / "r", 4, "--set", "train.save_every=1", "--set", "train.keep_checkpoints=2") == 0
+    )
     cks = sorted((tmp_path / "r" / "checkpoints").iterdir())
     assert [c.name for c in cks] == ["step_0000003", "step_0000004"]  # pruned, no temp folders left
     for f in ("config.yaml", "model.safetensors", "meta.json", "train_state.pt"):
@@ -115,9 +117,25 @@ def _env():
 
 @pytest.mark.slow
 def test_torchrun_two_processes(synth_root, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pixtrans",
-           "train", CFG, "--set", f"data.root={synth_root}", "--set", "train.steps=4", "--out", str(tmp_path / "r2"),
-           *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "pixtrans",
+        "train",
+        CFG,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "train.steps=4",
+        "--out",
+        str(tmp_path / "r2"),
+        *TINY,
+    ]
     p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     meta = json.loads((resolve_checkpoint(tmp_path / "r2") / "meta.json").read_text())
@@ -128,8 +146,20 @@ def test_torchrun_two_processes(synth_root, tmp_path):
 @pytest.mark.slow
 def test_sigterm_saves_then_resume(synth_root, tmp_path):
     run = tmp_path / "r"
-    cmd = [sys.executable, "-m", "pixtrans", "train", CFG, "--set", f"data.root={synth_root}", "--set",
-           "train.steps=100000", "--out", str(run), *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pixtrans",
+        "train",
+        CFG,
+        "--set",
+        f"data.root={synth_root}",
+        "--set",
+        "train.steps=100000",
+        "--out",
+        str(run),
+        *TINY,
+    ]
     p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = run / "log.csv"
     deadline = time.time() + 120

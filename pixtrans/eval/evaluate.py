@@ -45,12 +45,16 @@ def evaluate_model(model: TranslationModel, cfg: ExperimentConfig, max_items: in
 
 @torch.no_grad()
 def run_test(
-    translator, data_root: str | Path, out: str | Path, style: dict | None = None, max_items: int = 0,
+    translator,
+    data_root: str | Path,
+    out: str | Path,
+    style: dict | None = None,
+    max_items: int = 0,
     progress: bool = True,
 ) -> dict:
     """Translate every test item of ``data_root`` with ``translator``; write images, index.html, metrics.json."""
     from ..infer.translator import input_to_rgb, tensor_to_pil
-    from .metrics import MetricAccumulator, image_metrics
+    from .metrics import MetricAccumulator
     from .report import write_html_report
 
     cfg = translator.cfg.model_copy(deep=True)
@@ -72,12 +76,11 @@ def run_test(
         if "target" in x:
             files["target"] = f"images/{name}_target.png"
             tensor_to_pil(x["target"][0]).save(out / files["target"])
-            m = image_metrics(res.image.float(), x["target"])
-            acc.update(res.image.float(), x["target"])
-            row.update(files, **{k: round(float(v), 4) for k, v in m.items()})
+            per = acc.update(res.image.float(), x["target"], names=[name])
+            row.update(files, **{k: round(float(v[0]), 4) for k, v in per.items()})
         rows.append(row)
         per_image.append(row)
-    metrics = acc.compute() if acc.n else {"psnr": None, "ssim": None, "vif": None, "n": 0}
+    metrics = acc.summary() if acc.n else {"psnr": None, "ssim": None, "vif": None, "n": 0}
     metrics["n_images"] = len(rows)
     metrics["checkpoint"] = str(translator.path) if translator.path else None
     metrics["family"] = translator.family

@@ -1,8 +1,8 @@
 """Inference: load a checkpoint and translate images or label maps of any size (padding or tiling as needed).
 
-    import pixtrans
-    t = pixtrans.load("runs/synth")                # a run folder or a checkpoint folder
-    out = t.translate("label.png")                  # PIL image; out.info["pixtrans_style"] reproduces it
+import pixtrans
+t = pixtrans.load("runs/synth")                # a run folder or a checkpoint folder
+out = t.translate("label.png")                  # PIL image; out.info["pixtrans_style"] reproduces it
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ class Translator:
         if use_ema and ema:
             model.generators().load_state_dict(ema)
         model.load_meta(meta.get("family_meta", {}))
-        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        dev = torch.device(
+            "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+        )
         return cls(model.to(dev), cfg, meta, ck)
 
     # ------------------------------------------------------------------ properties
@@ -114,8 +116,11 @@ class Translator:
             limit = self.data.label_nc
             bad = (ids >= limit) & ~((ids == 255) & self.data.contain_dontcare)
             if bool(bad.any()) or bool((ids < 0).any()):
-                raise DataError(name, f"label ids must be in [0, {limit}); found max {int(ids.max())}",
-                                "use the model's class ids (see its palette)")
+                raise DataError(
+                    name,
+                    f"label ids must be in [0, {limit}); found max {int(ids.max())}",
+                    "use the model's class ids (see its palette)",
+                )
             return ids
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
@@ -144,8 +149,9 @@ class Translator:
         res = self.model.translate(x, style)
         if ph or pw:
             res.image = res.image[..., :h, :w]
-            res.scales = [s[..., : max(1, h * s.shape[-2] // (h + ph)), : max(1, w * s.shape[-1] // (w + pw))]
-                          for s in res.scales]
+            res.scales = [
+                s[..., : max(1, h * s.shape[-2] // (h + ph)), : max(1, w * s.shape[-1] // (w + pw))] for s in res.scales
+            ]
         return res
 
     def _tiled(self, x: dict, style: dict | None, tile: int) -> Translation:
@@ -158,8 +164,10 @@ class Translator:
         ramp = _ramp(tile, overlap)
         for top in _starts(h, tile, overlap):
             for left in _starts(w, tile, overlap):
-                sub = {k: v[..., top : top + tile, left : left + tile] if isinstance(v, Tensor) and v.dim() == 4 else v
-                       for k, v in x.items()}
+                sub = {
+                    k: v[..., top : top + tile, left : left + tile] if isinstance(v, Tensor) and v.dim() == 4 else v
+                    for k, v in x.items()
+                }
                 res = self.translate_tensor(sub, used_style)
                 used_style = used_style or res.style or None
                 th, tw = res.image.shape[-2:]
@@ -189,8 +197,11 @@ class Translator:
         if instances is not None:
             from ..data.io import read_instance
 
-            inst = (read_instance(instances) if isinstance(instances, (str, Path)) else
-                    torch.as_tensor(np.asarray(instances)).long())
+            inst = (
+                read_instance(instances)
+                if isinstance(instances, (str, Path))
+                else torch.as_tensor(np.asarray(instances)).long()
+            )
             inst = torch.as_tensor(inst).long().reshape(1, *inp.shape[-2:])
         res = self.translate_tensor(self._batch(inp, inst), style, tile)
         imgs = [tensor_to_pil(s) for s in (res.scales if all_scales else [res.image])]

@@ -105,5 +105,7 @@ def load_checkpoint_files(path: str | Path) -> tuple[Path, ExperimentConfig, dic
 
 def load_train_state(ck: Path) -> dict:
     if not (ck / STATE).is_file():
-        raise CheckpointError(f"{ck}: no {STATE}; this checkpoint cannot resume training (it can be used with init_from)")
+        raise CheckpointError(
+            f"{ck}: no {STATE}; this checkpoint cannot resume training (it can be used with init_from)"
+        )
     return torch.load(ck / STATE, map_location="cpu", weights_only=True)

@@ -11,7 +11,7 @@ import math
 import random
 import signal
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from pathlib import Path
 
 import numpy as np
@@ -315,10 +315,8 @@ class Trainer:
         t = self.cfg.train
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with suppress(ValueError):  # not in the main thread: no handlers
                 handlers[sig] = signal.signal(sig, self._on_signal)
-            except ValueError:  # not in the main thread
-                pass
         log = _CsvLog(self.out / "log.csv", self.step) if self.main else None
         bar = tqdm(total=t.steps, initial=self.step, disable=not (self.main and t.progress), dynamic_ncols=True)
         acc: dict[str, list[float]] = {}
