@@ -34,15 +34,18 @@ def cmd_data_synth(a) -> None:
 
 def cmd_data_check(a) -> None:
     from .config import load_config
-    from .data.datasets import build_dataset
+    from .data.datasets import check_dataset
 
     cfg = load_config(a.config, [*a.set, *([f"data.root={a.data}"] if a.data else [])])
-    for split, train in ((cfg.data.train_split, True), (cfg.data.test_split, False)):
-        ds = build_dataset(cfg.data.model_copy(update={"on_error": "skip"}), split, train=train, require_target=False)
-        problems = ds.validate()
-        print(f"{split}: {len(ds)} items, {len(problems)} problems")
-        for p in problems[:50]:
-            print(f"  {p}")
+    report = check_dataset(cfg.data, progress=True)
+    if a.json:
+        print(json.dumps(report, indent=2, default=str))
+    for split, r in report["splits"].items():
+        print(f"{split}: {r['items']} items, {r['bad']} bad")
+        for p in r["problems"][:50]:
+            print(f"  {p['path']}: {p['problem']}" + (f" — {p['hint']}" if p.get("hint") else ""))
+    if not all(r["bad"] == 0 for r in report["splits"].values()):
+        raise PixtransError("the dataset has bad files (listed above); fix them or train with data.on_error=skip")
 
 
 def _size_arg(text: str):
@@ -187,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("config")
     c.add_argument("--data", default="")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--json", action="store_true", help="print the full report as JSON")
     c.set_defaults(fn=cmd_data_check)
 
     t = sub.add_parser("train", help="train from a YAML config")

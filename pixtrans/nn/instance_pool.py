@@ -22,16 +22,23 @@ def _check(feat: Tensor, inst: Tensor) -> None:
 
 
 def instance_segments(inst: Tensor) -> tuple[Tensor, int]:
-    """Dense segment index per pixel, ``(B, H*W)`` in ``[0, K)``, and ``K`` (distinct ids over the batch).
+    """Dense segment index per pixel, ``(B, H*W)`` in ``[0, K)``, and ``K``.
 
-    The same id in two batch elements is one index; pooling keeps batch elements apart by its own batch dimension.
+    Ids spanning a small range are used directly (offset by the minimum, no sort). Otherwise only the first id of
+    every horizontal run of equal ids goes through ``torch.unique`` (maps are made of large regions, so there are
+    far fewer runs than pixels) and the runs' indices are spread back to their pixels. The same id in two batch
+    elements gets one index; pooling keeps batch elements apart by its own batch dimension.
     """
-    ids = inst.reshape(inst.shape[0], -1)
+    ids = inst.reshape(inst.shape[0], -1).long()
     lo, hi = (int(v) for v in torch.aminmax(ids))
-    if lo >= 0 and hi < max(ids.shape[1], 65536):
-        return ids.long(), hi + 1  # small non-negative ids: index directly, no sort
-    uniq, inverse = torch.unique(ids, return_inverse=True)
-    return inverse.long(), uniq.numel()
+    if hi - lo < max(ids.shape[1], 65536):
+        return ids - lo if lo else ids, hi - lo + 1
+    flat = ids.reshape(-1)
+    starts = torch.ones_like(flat, dtype=torch.bool)
+    torch.ne(flat[1:], flat[:-1], out=starts[1:])
+    run = starts.cumsum(0).sub_(1)
+    uniq, inverse = torch.unique(flat[starts], return_inverse=True)
+    return inverse[run].reshape(ids.shape), uniq.numel()
 
 
 def instance_mean_pool(feat: Tensor, inst: Tensor) -> Tensor:

@@ -28,10 +28,31 @@ CREATE TABLE IF NOT EXISTS ratings (
     style TEXT
 )
 """
-ROW_FIELDS = ("id", "created", "model", "checkpoint", "family", "step", "sample", "sample_name", "translation",
-              "difference", "psnr", "ssim", "style")
-SUMMARY_FIELDS = ("model", "checkpoint", "family", "n", "translation_mean", "translation_std", "difference_mean",
-                  "difference_std")
+ROW_FIELDS = (
+    "id",
+    "created",
+    "model",
+    "checkpoint",
+    "family",
+    "step",
+    "sample",
+    "sample_name",
+    "translation",
+    "difference",
+    "psnr",
+    "ssim",
+    "style",
+)
+SUMMARY_FIELDS = (
+    "model",
+    "checkpoint",
+    "family",
+    "n",
+    "translation_mean",
+    "translation_std",
+    "difference_mean",
+    "difference_std",
+)
 
 
 class RatingsDB:
@@ -73,8 +94,18 @@ class RatingsDB:
         for (model, ck), g in groups.items():
             tm, ts = _mean_std(g["t"])
             dm, ds = _mean_std(g["d"])
-            out.append({"model": model, "checkpoint": ck, "family": g["family"], "n": len(g["t"]),
-                        "translation_mean": tm, "translation_std": ts, "difference_mean": dm, "difference_std": ds})
+            out.append(
+                {
+                    "model": model,
+                    "checkpoint": ck,
+                    "family": g["family"],
+                    "n": len(g["t"]),
+                    "translation_mean": tm,
+                    "translation_std": ts,
+                    "difference_mean": dm,
+                    "difference_std": ds,
+                }
+            )
         return out
 
     def counts(self) -> dict[str, int]:

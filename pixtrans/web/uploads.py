@@ -33,8 +33,11 @@ class ClientError(Exception):
 def open_image(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image.Image:
     """Decode an uploaded image file; size, type, pixel count and integrity are checked in that order."""
     if len(data) > max_bytes:
-        raise ClientError(413, f"{name}: {len(data) / 2**20:.1f} MB is over the upload limit of "
-                               f"{max_bytes / 2**20:.1f} MB (--max-upload-mb)")
+        raise ClientError(
+            413,
+            f"{name}: {len(data) / 2**20:.1f} MB is over the upload limit of "
+            f"{max_bytes / 2**20:.1f} MB (--max-upload-mb)",
+        )
     if not data:
         raise ClientError(400, f"{name}: the file is empty")
     try:
@@ -49,8 +52,11 @@ def open_image(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image
     if w < 1 or h < 1:
         raise ClientError(400, f"{name}: the image has no pixels ({w}x{h})")
     if w * h > max_pixels:
-        raise ClientError(413, f"{name}: {w}x{h} = {w * h / 1e6:.1f} MP is over the limit of {max_pixels / 1e6:.1f} MP "
-                               "(--max-pixels); downscale it first")
+        raise ClientError(
+            413,
+            f"{name}: {w}x{h} = {w * h / 1e6:.1f} MP is over the limit of {max_pixels / 1e6:.1f} MP "
+            "(--max-pixels); downscale it first",
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -75,17 +81,6 @@ def label_from_image(im: Image.Image, name: str, label_nc: int, dontcare: bool, 
     return ids
 
 
-def looks_like_label(im: Image.Image, palette: list | None) -> bool:
-    """Guess for ``kind=auto``: single-channel maps are labels; RGB is a label only if every colour is in the palette."""
-    if im.mode in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L") or im.mode.startswith("I;"):
-        return im.format != "JPEG"
-    if im.mode in ("RGB", "RGBA") and palette and im.format != "JPEG":
-        colours = im.convert("RGB").getcolors(maxcolors=len(palette))
-        allowed = {tuple(int(v) for v in c) for c in palette}
-        return colours is not None and all(c in allowed for _, c in colours)
-    return False
-
-
 def photo_from_image(im: Image.Image, name: str) -> np.ndarray:
     """uint8 (H, W, 3) from a decoded photo (mode checks of :func:`pixtrans.data.io.rgb_from_image`)."""
     try:
@@ -106,18 +101,25 @@ def decode_ids(data: str, width: int, height: int, dtype: str, what: str, max_pi
         raise ClientError(422, f"{what}: data is not valid base64") from None
     dt = np.dtype(DTYPES[dtype])
     if len(raw) != width * height * dt.itemsize:
-        raise ClientError(422, f"{what}: {len(raw)} bytes do not hold {width}x{height} {dtype} values "
-                               f"({width * height * dt.itemsize} bytes expected)")
+        raise ClientError(
+            422,
+            f"{what}: {len(raw)} bytes do not hold {width}x{height} {dtype} values "
+            f"({width * height * dt.itemsize} bytes expected)",
+        )
     return np.frombuffer(raw, dtype=dt).reshape(height, width).astype(np.int64)
 
 
 def encode_ids(ids: np.ndarray) -> dict:
     """int (H, W) -> the JSON form :func:`decode_ids` reads (smallest dtype that holds the values)."""
     lo, hi = (int(ids.min()), int(ids.max())) if ids.size else (0, 0)
-    dtype = "u8" if 0 <= lo and hi < 256 else "u16" if 0 <= lo and hi < 65536 else "i32"
+    dtype = "i32" if lo < 0 or hi >= 65536 else "u16" if hi >= 256 else "u8"
     raw = np.ascontiguousarray(ids.astype(DTYPES[dtype])).tobytes()
-    return {"width": int(ids.shape[1]), "height": int(ids.shape[0]), "dtype": dtype,
-            "data": base64.b64encode(raw).decode("ascii")}
+    return {
+        "width": int(ids.shape[1]),
+        "height": int(ids.shape[0]),
+        "dtype": dtype,
+        "data": base64.b64encode(raw).decode("ascii"),
+    }
 
 
 def check_ids(ids: np.ndarray, what: str, label_nc: int, dontcare: bool) -> None:
