@@ -12,7 +12,13 @@ from torch import nn
 from pixtrans.config import TrainConfig, config_from_dict, load_config
 from pixtrans.errors import ConfigError
 from pixtrans.models import build_model, presets
-from pixtrans.models.spade import PRESETS, ConvEncoder, SPADEGenerator, SPADENLayerDiscriminator
+from pixtrans.models.spade import (
+    PRESETS,
+    ConvEncoder,
+    SPADEGenerator,
+    SPADENLayerDiscriminator,
+    official_state_dict,
+)
 from pixtrans.nn.spade import SPADE, SPADEResnetBlock, SyncBatchNorm2d
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +112,21 @@ def test_state_dict_keys_follow_official_layout():
     assert not any(k.startswith(("G.head_0.conv_s", "G.G_middle_0.norm_s")) for k in keys)
     assert "G.up_0.conv_s.bias" not in keys and "E.layer1.0.bias" not in keys
     assert "D.discriminator_0.model1.0.0.bias" not in keys
+
+
+def test_official_state_dicts_load_by_prefix():
+    src, _ = _model(vae=True, param_free_norm="sync_batch")
+    with torch.no_grad():
+        for t in [*src.parameters(), *src.buffers()]:
+            t.copy_(torch.rand_like(t.float()).to(t.dtype) * 3)  # differs from a fresh model's init
+    state = src.state_dict()
+    net = {n: {k[2:]: v for k, v in state.items() if k.startswith(n + ".")} for n in "GED"}
+    net["G"] = {"module." + k: v for k, v in net["G"].items() if not k.endswith("num_batches_tracked")}  # old style
+    dst, _ = _model(vae=True, param_free_norm="sync_batch")
+    dst.load_state_dict(official_state_dict(net["G"], net["E"], net["D"]), strict=True)
+    for k, v in dst.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(v, state[k]), k
 
 
 def test_spectral_norm_where_official_has_it():
@@ -356,15 +377,21 @@ def test_no_vae_translate_is_deterministic_and_refuses_a_reference():
         m.translate(x, {"reference": torch.zeros(1, 3, 64, 64)})
 
 
-def test_export_module_is_deterministic():
+def test_export_module_folds_spectral_norm_and_matches_eval():
     for vae in (False, True):
-        m, _ = _model(vae=vae)
+        m, _ = _model(vae=vae, param_free_norm="batch")
+        x = m.prepare(_batch(b=2))
+        m.generate(x)  # a training pass moves BN stats and the spectral-norm vectors away from their init
         m.eval()
-        inp = m.prepare(_batch(b=1))["input"]
+        inp = x["input"]
         exp = m.export_module()
+        assert not any(_has_sn(c) for c in exp.modules())
         with torch.no_grad():
             o1, o2 = exp(inp), exp(inp)
-        assert o1.shape == (1, 3, 64, 64) and torch.equal(o1, o2)
+            ref = m.G(inp, torch.zeros(2, 16) if vae else None)  # VAE export: z = 0
+        assert o1.shape == (2, 3, 64, 64) and torch.equal(o1, o2)
+        torch.testing.assert_close(o1, ref, rtol=1e-5, atol=1e-5)
+        assert _has_sn(m.G.head_0.conv_0)  # the model itself keeps its spectral norm
 
 
 # ------------------------------------------------------------------------------------------ configs

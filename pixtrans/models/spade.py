@@ -68,6 +68,8 @@ class SPADEGenerator(nn.Module):
         output_nc: int = 3,
     ):
         super().__init__()
+        # the arguments that rebuild this generator (see fold_spectral_norm)
+        self.init_args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         if num_upsampling_layers not in NUM_UP:
             raise ValueError(f"num_upsampling_layers must be one of {', '.join(NUM_UP)}, not {num_upsampling_layers!r}")
         self.n_up = NUM_UP[num_upsampling_layers]
@@ -108,6 +110,30 @@ class SPADEGenerator(nn.Module):
     @property
     def size_multiple(self) -> int:
         return 2**self.n_up
+
+    def fold_spectral_norm(self) -> SPADEGenerator:
+        """An inference copy without spectral-norm hooks: each weight divided once by the sigma of its stored
+        ``u``, ``v`` (what eval mode recomputes on every call), so outputs match this generator in eval mode.
+
+        Built on the meta device and filled with (shared, not copied) tensors, so it is cheap; the copy must not
+        be trained, and ``self`` keeps its spectral norm.
+        """
+        state = self.state_dict()
+        folded = {}
+        for k, v in state.items():
+            if k.endswith(("weight_u", "weight_v")):
+                continue
+            if k.endswith("weight_orig"):
+                pre = k[: -len("weight_orig")]
+                u, vv = state[pre + "weight_u"], state[pre + "weight_v"]
+                sigma = torch.dot(u, torch.mv(v.reshape(v.shape[0], -1), vv))
+                folded[pre + "weight"] = v / sigma
+            else:
+                folded[k] = v
+        with torch.device("meta"):
+            g = SPADEGenerator(**{**self.init_args, "spectral": False})
+        g.load_state_dict(folded, assign=True)
+        return g.train(self.training)
 
     def _start(self, seg: Tensor, z: Tensor | None) -> Tensor:
         h, w = seg.shape[-2:]
@@ -417,8 +443,13 @@ class SPADE(TranslationModel):
         return Translation(image=img, scales=[img], style=used)
 
     def export_module(self) -> nn.Module:
-        """Segmap -> image; VAE models use z = 0 (the prior's mean style) so the export is deterministic."""
-        return _ExportG(self.G, self.cfg.z_dim if self.cfg.use_vae else 0)
+        """Segmap -> image for ONNX export and bench: the generator with spectral norm folded into its weights
+        (:meth:`SPADEGenerator.fold_spectral_norm`, same outputs as eval mode, no per-call power-iteration
+        arithmetic, a plain-conv graph) and channels-last weights (faster CPU convolutions). VAE models use z = 0
+        (the prior's mean style) so the export is deterministic."""
+        with torch.no_grad():
+            g = self.G.fold_spectral_norm().to(memory_format=torch.channels_last)
+        return _ExportG(g, self.cfg.z_dim if self.cfg.use_vae else 0)
 
 
 class _ExportG(nn.Module):
@@ -428,7 +459,24 @@ class _ExportG(nn.Module):
 
     def forward(self, inp: Tensor) -> Tensor:
         z = inp.new_zeros(inp.shape[0], self.z_dim) if self.z_dim else None
-        return self.G(inp, z)
+        return self.G(inp.contiguous(memory_format=torch.channels_last), z)
+
+
+def official_state_dict(
+    netG: dict[str, Tensor], netE: dict[str, Tensor] | None = None, netD: dict[str, Tensor] | None = None
+) -> dict[str, Tensor]:
+    """Official NVlabs/SPADE ``*_net_G.pth`` / ``_net_E.pth`` / ``_net_D.pth`` state dicts -> :class:`SPADE` keys.
+
+    The layouts are the same, so this only adds the ``G.``/``E.``/``D.`` prefixes (dropping a DataParallel
+    ``module.`` prefix). Old checkpoints without batch-norm ``num_batches_tracked`` get zeros for it.
+    """
+    out: dict[str, Tensor] = {}
+    for prefix, state in (("G.", netG), ("E.", netE), ("D.", netD)):
+        for k, v in (state or {}).items():
+            out[prefix + k.removeprefix("module.")] = v
+    for k in [k for k in out if k.endswith(".running_mean")]:
+        out.setdefault(k[: -len("running_mean")] + "num_batches_tracked", torch.zeros((), dtype=torch.long))
+    return out
 
 
 def _target(x: dict) -> Tensor:

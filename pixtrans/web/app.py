@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..data.io import ids_from_image
 from ..data.labels import colorize
-from ..errors import DataError, PixtransError
+from ..errors import ConfigError, DataError, PixtransError
 from . import uploads as U
 from .ratings import ROW_FIELDS, SUMMARY_FIELDS, RatingsDB, to_csv
 from .studio import Busy, InferenceQueue, ModelEntry, Studio, load_models, png_data_url
@@ -211,56 +212,47 @@ class Health(BaseModel):
 
 
 # ---------------------------------------------------------------------------- request size guard
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 (declared or streamed)."""
+    """ASGI middleware: read a request body (declared or streamed) up to ``limit`` bytes before the app sees it;
+    beyond that, answer 413 at once."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
-        seen, started = 0, False
-
-        async def limited_receive():
-            nonlocal seen
+        chunks, size = [], 0
+        while True:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return msg
+            if msg["type"] != "http.request":
+                return  # client went away
+            chunks.append(msg.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await self._refuse(send)
+            if not msg.get("more_body", False):
+                break
+        body, sent = b"".join(chunks), False
 
-        async def tracking_send(msg):
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send):
         body = json.dumps(
             {"detail": f"request body over the limit of {self.limit / 2**20:.1f} MB (--max-upload-mb)"}
         ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -291,7 +283,11 @@ def create_app(
     if threads:
         torch.set_num_threads(int(threads))
     studio = Studio(load_models(checkpoints, device=device), data, max_pixels=max_pixels)
-    db = RatingsDB(ratings_db or default_ratings_path(checkpoints[0]))
+    db_path = Path(ratings_db or default_ratings_path(checkpoints[0]))
+    try:
+        db = RatingsDB(db_path)
+    except (OSError, sqlite3.Error) as err:
+        raise ConfigError(f"ratings database {db_path}: cannot open it ({err}); pass --ratings FILE") from None
     queue = InferenceQueue(max_pending)
     max_bytes = int(max_upload_mb * 2**20)
 
@@ -490,7 +486,8 @@ def create_app(
         )
         if translate:
             outs = await queue.run(studio.translate_job, chosen, per_model, clean, fit)
-            resp.outputs, resp.seconds = outs, round(sum(o["seconds"] for o in outs), 4)
+            resp.outputs = [Output(**o) for o in outs]
+            resp.seconds = round(sum(o["seconds"] for o in outs), 4)
         return resp
 
     def _decode_for_models(im, name, inst, chosen) -> tuple[dict[str, dict | str], str]:
@@ -672,8 +669,6 @@ def cmd_serve(a) -> None:
 
     import uvicorn
 
-    from ..errors import ConfigError
-
     checkpoints = list(a.checkpoints) or _find_runs()
     if not checkpoints:
         raise ConfigError(
@@ -693,8 +688,9 @@ def cmd_serve(a) -> None:
     )
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {a.host}: anyone who can reach this address can use the studio")
+    n = len(app.state.studio.models)
     print(
-        f"pixtrans studio: http://{a.host}:{a.port}/  ({len(app.state.studio.models)} models, "
+        f"pixtrans studio: http://{a.host}:{a.port}/  ({n} model{'s' if n != 1 else ''}, "
         f"ratings in {app.state.ratings.path})"
     )
     uvicorn.run(app, host=a.host, port=a.port, log_level=a.log_level)

@@ -29,6 +29,7 @@ from ..data.io import grey, to_tensor_ids, to_tensor_image
 from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
 from ..errors import ConfigError, DataError, PixtransError
+from ..eval.metrics import per_image_metrics
 from ..infer.translator import Translator, load
 from .uploads import ClientError
 
@@ -144,10 +145,7 @@ class ModelEntry:
 
     def info(self) -> dict:
         t = self.translator
-        from ..eval.metrics import json_safe
-
-        metrics = t.meta.get("metrics") or {}
-        metrics = json_safe({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        metrics = {k: finite(v) for k, v in (t.meta.get("metrics") or {}).items() if isinstance(v, (int, float))}
         w, h = self.resolution()
         d = self.data
         return {
@@ -274,7 +272,8 @@ class Studio:
         if not root.is_dir():
             raise ConfigError(f"--data {root}: not a folder")
         problems = []
-        for m in sorted(self.models.values(), key=lambda e: e.kind != "label"):
+        # label models first, and among them one that reads instance maps (so samples carry them)
+        for m in sorted(self.models.values(), key=lambda e: (e.kind != "label", e.data.no_instance)):
             cfg = m.data.model_copy(update={"root": str(root), "max_items": 0, "on_error": "skip"})
             try:
                 ds = build_dataset(cfg, cfg.test_split, train=False, require_target=False)
@@ -406,6 +405,11 @@ class Studio:
         return out
 
     def add_reference(self, photo: np.ndarray) -> str:
+        """Keep a style photo (at most 1024 px on its long side) for ``{"reference": token}``; the 16 newest stay."""
+        h, w = photo.shape[:2]
+        if max(h, w) > 1024:
+            k = 1024 / max(h, w)
+            photo = T.resize_photo(photo, max(1, round(w * k)), max(1, round(h * k)))
         token = "upload:" + hashlib.sha1(photo.tobytes() + str(photo.shape).encode()).hexdigest()[:12]
         with self._lock:
             self.references[token] = photo
@@ -508,8 +512,6 @@ class Studio:
             "error": None,
         }
         if "target" in maps and maps["target"].shape[:2] == img.shape[:2]:
-            from ..eval.metrics import per_image_metrics
-
             tgt = to_tensor_image(maps["target"])[None]
             per = per_image_metrics(res.image.cpu().float()[:, :3], tgt[:, :3])
             out["psnr"], out["ssim"] = finite(per["psnr"][0]), finite(per["ssim"][0])
@@ -545,7 +547,7 @@ class Studio:
                 "target": target,
                 "translation": None,
             }
-            while len(self.pending) > 256:
+            while len(self.pending) > 64:
                 self.pending.popitem(last=False)
         return token
 

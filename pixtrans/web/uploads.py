@@ -42,6 +42,11 @@ def open_image(data: bytes, name: str, max_bytes: int, max_pixels: int) -> Image
         raise ClientError(400, f"{name}: the file is empty")
     try:
         im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise ClientError(
+            413,
+            f"{name}: over the limit of {max_pixels / 1e6:.1f} MP and refused as a possible decompression bomb ({err})",
+        ) from None
     except UnidentifiedImageError:
         raise ClientError(415, f"{name}: not an image; upload a PNG, JPEG, BMP, TIFF or WebP file") from None
     except (OSError, SyntaxError, ValueError) as err:

@@ -171,7 +171,7 @@ function styleEditor(id) {
     const seed = el("input", { type: "number", min: 0, value: st.seed ?? "", placeholder: "auto", "data-role": "seed",
       onchange: (e) => { st.seed = e.target.value === "" ? null : Math.max(0, Math.floor(Number(e.target.value))); styleChanged(); } });
     form.append(el("div", { class: "row" }, "seed", seed,
-      el("button", { title: "new random style", onclick: () => { st.seed = Math.floor(Math.random() * 2 ** 31); styleChanged(); } }, "🎲"),
+      el("button", { title: "new random style", onclick: () => { st.seed = Math.floor(Math.random() * 2 ** 31); styleChanged(); } }, "random"),
       el("button", { title: "let the server draw one (then kept)", onclick: () => { st.seed = null; styleChanged(); } }, "auto")));
   }
   if (caps.kind === "clusters") {
@@ -463,7 +463,7 @@ const Draw = {
 
   snapshot() {
     this.undo.push([this.label.slice(), this.inst.slice(), { ...this.counters }]);
-    if (this.undo.length > 60) this.undo.shift();
+    while (this.undo.length > (this.w * this.h > 262144 ? 20 : 60)) this.undo.shift();
     this.redo = [];
     this.updateUndo();
   },

@@ -1,0 +1,137 @@
+"""MSG U-Net vs pix2pixHD (global generator + 1 local enhancer) side by side: GFLOPs, latency, peak memory.
+
+Seed 000 claims MSG U-Net is about 2.5x cheaper than pix2pixHD at the same output size (1.28 vs 3.32 TFLOPs at
+2048x1024, half the memory, ~2.5x faster). This script measures both presets (36 input channels: 35 Cityscapes
+labels + instance boundary) with :func:`pixtrans.bench.bench_model` and prints a markdown table, the ratios and a
+JSON object. Targets: >= 2.5x fewer FLOPs, >= 2.5x lower latency, <= 1/2 the peak memory.
+
+    python benchmarks/efficiency.py                                   # CPU, 1024x512 and 2048x1024
+    python benchmarks/efficiency.py --sizes 1024x512 --runs 3 --warmup 1 --json efficiency.json
+    python benchmarks/efficiency.py --device cuda --runs 20 --warmup 5    # on a GPU (peak = max_memory_allocated)
+
+The same numbers one at a time: ``pixtrans bench msg_unet --size 1024x512 --json`` and
+``pixtrans bench pix2pixhd_local --size 1024x512 --json``. FLOPs count a multiply-add as 2 (divide by 2 to compare
+with papers quoting multiply-adds). CPU peak memory is live tensor bytes plus weights and input (see pixtrans.bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+
+import torch
+
+from pixtrans.bench import bench_model
+from pixtrans.config import apply_overrides, config_from_dict
+from pixtrans.models import build_model, presets
+
+TARGETS = {"flops": 2.5, "latency": 2.5, "memory": 0.5}
+
+
+def measure(preset: str, width: int, height: int, sets: list[str], **kw) -> dict:
+    raw = json.loads(json.dumps(presets()[preset]))
+    apply_overrides(raw, sets)
+    model = build_model(config_from_dict(raw, f"preset {preset}"))
+    try:
+        res = bench_model(model, width, height, **kw)
+    finally:
+        del model
+        gc.collect()
+    res["model"] = preset
+    return res
+
+
+def ratios(msg: dict, hd: dict) -> dict:
+    return {
+        "flops_x_fewer": hd["gflops"] / msg["gflops"],
+        "latency_x_lower": hd["latency_s"] / msg["latency_s"],
+        "memory_fraction": msg["peak_mem_mb"] / hd["peak_mem_mb"],
+    }
+
+
+def markdown(results: list[dict], summary: dict) -> str:
+    lines = [
+        "| model | size | params (M) | GFLOPs | latency (s) | peak memory (MB) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['size']} | {r['params'] / 1e6:.1f} | {r['gflops']:.1f} | {r['latency_s']:.2f} "
+            f"| {r['peak_mem_mb']:.0f} |"
+        )
+    lines += ["", "| size | FLOPs (x fewer) | latency (x lower) | peak memory (fraction) |", "|---|---:|---:|---:|"]
+    for size, r in summary.items():
+        ok = {
+            "f": r["flops_x_fewer"] >= TARGETS["flops"],
+            "l": r["latency_x_lower"] >= TARGETS["latency"],
+            "m": r["memory_fraction"] <= TARGETS["memory"],
+        }
+        mark = {k: "" if v else " (below target)" for k, v in ok.items()}
+        lines.append(
+            f"| {size} | {r['flops_x_fewer']:.2f}x{mark['f']} | {r['latency_x_lower']:.2f}x{mark['l']} "
+            f"| {r['memory_fraction']:.2f}{mark['m']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", nargs="+", default=["1024x512", "2048x1024"], help="WxH output sizes")
+    p.add_argument("--msg", default="msg_unet", help="MSG U-Net preset")
+    p.add_argument("--hd", default="pix2pixhd_local", help="pix2pixHD preset")
+    p.add_argument("--set-msg", action="append", default=[], metavar="KEY=VALUE", help="override the MSG preset")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    p.add_argument("--json", default="", help="also write the results to this file")
+    a = p.parse_args(argv)
+
+    kw = {"runs": a.runs, "warmup": a.warmup, "device": a.device, "threads": a.threads or None}
+    results, summary = [], {}
+    for size in a.sizes:
+        w, h = (int(v) for v in size.lower().split("x"))
+        pair = []
+        for preset, sets in ((a.msg, a.set_msg), (a.hd, [])):
+            r = measure(preset, w, h, sets, **kw)
+            print(
+                f"{preset} {size}: {r['gflops']:.1f} GFLOPs, {r['latency_s']:.2f} s, {r['peak_mem_mb']:.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+            results.append(r)
+            pair.append(r)
+        summary[size] = ratios(*pair)
+    print(markdown(results, summary))
+    keep = (
+        "model",
+        "size",
+        "params",
+        "gflops",
+        "latency_s",
+        "latency_all",
+        "peak_mem_mb",
+        "weights_mb",
+        "backend",
+        "device",
+        "dtype",
+        "threads",
+        "runs",
+        "warmup",
+        "torch",
+        "peak_mem_method",
+    )
+    out = {"results": [{k: r[k] for k in keep if k in r} for r in results], "ratios": summary, "targets": TARGETS}
+    text = json.dumps(out, indent=2)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    sys.exit(main())
