@@ -144,9 +144,13 @@ def nvlabs_spade_g_keys(norm_batch: bool) -> set[str]:
         if shortcut:
             keys |= {f"{name}.conv_s.{p}" for p in sn}
         for n in norms:
-            keys |= {f"{name}.{n}.{m}.{p}" for m in ("mlp_shared.0", "mlp_gamma", "mlp_beta") for p in ("weight", "bias")}
+            keys |= {
+                f"{name}.{n}.{m}.{p}" for m in ("mlp_shared.0", "mlp_gamma", "mlp_beta") for p in ("weight", "bias")
+            }
             if norm_batch:
-                keys |= {f"{name}.{n}.param_free_norm.{p}" for p in ("running_mean", "running_var", "num_batches_tracked")}
+                keys |= {
+                    f"{name}.{n}.param_free_norm.{p}" for p in ("running_mean", "running_var", "num_batches_tracked")
+                }
     return keys
 
 
@@ -303,7 +307,11 @@ def test_spade_generator_and_discriminator(tmp_path):
     torch.save(g, tmp_path / "latest_net_G.pth")
     torch.save(d, tmp_path / "latest_net_D.pth")
     res = import_official(
-        "spade", tmp_path / "latest_net_G.pth", tmp_path / "ck", overrides=["data.no_instance=true"], log=lambda *_: None
+        "spade",
+        tmp_path / "latest_net_G.pth",
+        tmp_path / "ck",
+        overrides=["data.no_instance=true"],
+        log=lambda *_: None,
     )
     m = res.config.model
     assert (m.ngf, m.use_vae, m.param_free_norm, m.spade_nhidden, m.spade_ks, m.spectral) == (
@@ -336,7 +344,9 @@ def test_spade_vae_with_encoder_infers_crop(tmp_path):
     t = load(tmp_path / "ck", device="cpu")
     x = label_input(orig)
     with torch.no_grad():
-        assert torch.equal(t.model.translate({"input": x}, {"seed": 3}).image, orig.translate({"input": x}, {"seed": 3}).image)
+        assert torch.equal(
+            t.model.translate({"input": x}, {"seed": 3}).image, orig.translate({"input": x}, {"seed": 3}).image
+        )
         ref = torch.rand(1, 3, 64, 64) * 2 - 1
         assert torch.equal(t.model.E(ref)[0], orig.E(ref)[0])
 

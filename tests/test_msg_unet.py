@@ -108,7 +108,8 @@ def test_d_losses_sum_scales_and_train_every_d():
     src, real = m.scales(x["input"]), m.scales(x["target"])
     with torch.no_grad():
         want_fake = 0.5 * sum((p[-1] ** 2).mean() for p in m.discriminate(src, fakes))
-    assert torch.allclose(ld["D_fake"], want_fake, rtol=1e-4)
+        want_real = 0.5 * sum(((p[-1] - 1) ** 2).mean() for p in m.discriminate(src, real))
+    assert torch.allclose(ld["D_fake"], want_fake, rtol=1e-4) and torch.allclose(ld["D_real"], want_real, rtol=1e-4)
     sum(ld.values()).backward()
     for k, d in enumerate(m.D):
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters()), f"D_{k} gets no gradient"

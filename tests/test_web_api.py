@@ -215,7 +215,7 @@ def test_samples_by_index_side_by_side_with_ground_truth_and_metrics(client):
         assert o["ok"] and img.shape == (64, 64, 3) and (o["width"], o["height"]) == (64, 64)
         mse = ((img.astype(np.float64) - target) ** 2).mean()
         assert o["psnr"] == pytest.approx(10 * math.log10(255**2 / mse), abs=0.1)  # the PNG shown is what was scored
-        assert -1 <= o["ssim"] <= 1
+        assert -1 <= o["ssim"] <= 1 and o["vif"] > 0
 
 
 def test_sample_with_a_model_of_another_input_kind_reports_why(client):
@@ -535,6 +535,23 @@ def test_full_queue_answers_429_and_recovers(runs, synth_root, tmp_path):
             t.join(60)
         assert outs == [200] * 4
         assert c.get("/api/health").json()["pending"] == 0
+
+
+def test_unexpected_server_errors_are_json_500_and_the_queue_recovers(runs, tmp_path):
+    app = create_app([runs["p2p"]], None, tmp_path / "r.sqlite")
+    studio = app.state.studio
+    original = studio.run_one
+
+    def broken(*args, **kw):
+        raise RuntimeError("out of memory (simulated)")
+
+    studio.run_one = broken
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/api/translate", json={"label": ids_json(scene())})
+        assert r.status_code == 500 and "out of memory (simulated)" in detail(r)
+        studio.run_one = original
+        assert c.get("/api/health").json()["pending"] == 0
+        assert c.post("/api/translate", json={"label": ids_json(scene())}).status_code == 200
 
 
 def test_request_body_cap_refuses_streams_over_the_limit(runs, tmp_path):

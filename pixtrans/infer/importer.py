@@ -186,7 +186,7 @@ def _semantic_split(sem: int, hints: _Hints, notes: list[str]) -> tuple[dict, st
             notes.append(
                 f"{sem} input channels: assumed {name} ({label_nc} classes"
                 + (" + don't-care" if dc else "") + (" + instance boundary" if inst else "")
-                + "); override with --set data.label_nc=N [data.no_instance=true] [data.contain_dontcare=true]"
+                + "); otherwise give --set data.label_nc=N (and --set data.no_instance=... / data.contain_dontcare=...)"
             )  # fmt: skip
             return {"label_nc": label_nc, "contain_dontcare": dc, "no_instance": not inst}, name
         if sem == 3 and dontcare is None and no_inst is None:
@@ -198,7 +198,7 @@ def _semantic_split(sem: int, hints: _Hints, notes: list[str]) -> tuple[dict, st
         notes.append(
             f"{sem} input channels: assumed {label_nc} classes" + (" + don't-care" if dc else "")
             + (" + instance boundary" if inst else "")
-            + " (official default); override with --set data.label_nc=N data.no_instance=true|false"
+            + " (official default); otherwise give --set data.label_nc=N --set data.no_instance=true|false"
         )  # fmt: skip
     label_nc = int(label_nc)
     if label_nc == 0:
@@ -214,7 +214,7 @@ def _semantic_split(sem: int, hints: _Hints, notes: list[str]) -> tuple[dict, st
         if rest == 1:
             notes.append(
                 f"label_nc={label_nc} and {sem} channels: the extra channel taken as the instance boundary "
-                "(--set data.contain_dontcare=true data.no_instance=true if it is don't-care)"
+                "(--set data.contain_dontcare=true --set data.no_instance=true if it is don't-care)"
             )
     elif dontcare is None:
         inst = not no_inst
@@ -754,7 +754,7 @@ def add_commands(sub) -> None:
     p.add_argument("file", help="the official generator weights, e.g. checkpoints/NAME/latest_net_G.pth")
     p.add_argument("--out", required=True, help="checkpoint (run) folder to write")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="settings the weights cannot tell, e.g. data.label_nc=35 data.no_instance=false")  # fmt: skip
+                   help="a setting the weights cannot tell, e.g. data.label_nc=35 (repeatable)")  # fmt: skip
     p.add_argument("--config", default="", help="a pixtrans YAML whose data/model settings apply")
     p.add_argument("--options", default="auto", help="official options file (default: opt.txt beside FILE; 'none')")
     p.add_argument("--netD", default="auto", help="discriminator weights (default: *net_D.pth beside FILE; 'none')")

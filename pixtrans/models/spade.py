@@ -80,8 +80,8 @@ class SPADEGenerator(nn.Module):
         if use_vae:
             if self.sw < 1 or self.sh < 1:
                 raise ValueError(
-                    f"crop {crop_size} px (aspect {aspect_ratio}) is too small for {self.n_up} upsamplings: "
-                    f"the VAE generator needs crop_size >= {2**self.n_up * max(1, round(aspect_ratio))}"
+                    f"crop_size {crop_size} with aspect_ratio {aspect_ratio} is too small for the VAE generator's "
+                    f"{self.n_up} upsamplings: it needs crop_size >= {2**self.n_up} and a start map of >= 1 row"
                 )
             self.fc = nn.Linear(z_dim, 16 * nf * self.sw * self.sh)
         else:
@@ -428,6 +428,8 @@ class SPADE(TranslationModel):
             return Translation(image=img, scales=[img], style={})
         if style.get("reference") is not None:
             ref, name = _reference_tensor(style["reference"], style.get("reference_name"))
+            if ref.shape[0] not in (1, seg.shape[0]):
+                raise DataError("<reference>", f"{ref.shape[0]} reference photos for a batch of {seg.shape[0]}")
             mu, _ = self.E(ref.to(self.device, seg.dtype))
             z, used = mu.expand(seg.shape[0], -1), {"reference": name}
         else:

@@ -96,6 +96,7 @@ class Output(BaseModel):
     seconds: float = 0.0
     psnr: float | None = None
     ssim: float | None = None
+    vif: float | None = Field(None, description="pixel-domain VIF (NaN-free; None below 41 px)")
     error: str | None = None
 
 
@@ -328,6 +329,10 @@ def create_app(
     async def _pixtrans_error(request: Request, err: PixtransError):
         status = 422 if isinstance(err, DataError) else 500
         return JSONResponse({"detail": str(err)}, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):  # still JSON; the traceback goes to the server log
+        return JSONResponse({"detail": f"internal error: {type(err).__name__}: {err}"}, status_code=500)
 
     # -- page
     @app.get("/", include_in_schema=False)

@@ -509,12 +509,13 @@ class Studio:
             "seconds": round(seconds, 4),
             "psnr": None,
             "ssim": None,
+            "vif": None,
             "error": None,
         }
         if "target" in maps and maps["target"].shape[:2] == img.shape[:2]:
             tgt = to_tensor_image(maps["target"])[None]
             per = per_image_metrics(res.image.cpu().float()[:, :3], tgt[:, :3])
-            out["psnr"], out["ssim"] = finite(per["psnr"][0]), finite(per["ssim"][0])
+            out["psnr"], out["ssim"], out["vif"] = (finite(per[k][0]) for k in ("psnr", "ssim", "vif"))
         return out
 
     def translate_job(
@@ -574,6 +575,7 @@ def failed(model: str, why: str) -> dict:
         "seconds": 0.0,
         "psnr": None,
         "ssim": None,
+        "vif": None,
         "error": why,
     }
 

@@ -236,6 +236,7 @@ function outputCard(out, base) {
   const bits = [`${out.width}×${out.height}`, `${Math.round(out.seconds * 1000)} ms`];
   if (out.psnr !== null && out.psnr !== undefined) bits.push(`PSNR ${out.psnr.toFixed(2)} dB`);
   if (out.ssim !== null && out.ssim !== undefined) bits.push(`SSIM ${out.ssim.toFixed(3)}`);
+  if (out.vif !== null && out.vif !== undefined) bits.push(`VIF ${out.vif.toFixed(3)}`);
   card.append(el("div", { class: "meta", text: bits.join(" · ") }));
   if (out.style && Object.keys(out.style).length) {
     const json = JSON.stringify(out.style);

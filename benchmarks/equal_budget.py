@@ -1,0 +1,220 @@
+"""Quality at an equal compute budget: pix2pix, pix2pixHD and MSG U-Net trained on the same synthetic label->photo
+data at 128 px for the same CPU budget, then PSNR / SSIM / VIF on held-out synthetic scenes.
+
+Every model trains with the shared trainer (same data, seed, batch size 1, Adam 2e-4 / 0.5) until the budget is
+spent; the learning rate is constant for the first half of the budget and decays linearly to 0 over the second
+half (the step-based linear policy, expressed in budget time since the step counts differ). The budget is measured
+in process CPU seconds by default (``--clock cpu``), which stays fair when other jobs share the machine;
+``--clock wall`` uses wall-clock seconds. Each family uses its usual 128 px architecture (``--set FAMILY:key=value``
+changes one):
+
+- pix2pix: unet_128 (ngf 64, batch norm, dropout), 70x70 PatchGAN, vanilla GAN + 100 L1;
+- pix2pixHD: global generator (ngf 64, 4 downsamplings, 9 res blocks), 2 discriminator scales, LSGAN + 10 FM;
+- MSG U-Net: ngf 16, outputs at 128/64/32/16 px, 4x4 bottleneck, one D per scale, LSGAN + 10 FM.
+
+No VGG loss for any (no weights ship). Example (prints a markdown table and writes equal_budget.json)::
+
+    python benchmarks/equal_budget.py --budget 900 --out artifacts/equal_budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pixtrans.config import apply_overrides, config_from_dict
+
+DATA = {
+    "layout": "synth",
+    "label_nc": 8,
+    "preprocess": "resize_and_crop",
+    "load_size": 128,
+    "crop_size": 128,
+    "flip": True,
+    "batch_size": 1,
+}
+FAMILIES: dict[str, dict] = {
+    "pix2pix": {
+        "data": {"no_instance": True},
+        "model": {
+            "netG": "unet",
+            "num_downs": 7,
+            "ngf": 64,
+            "ndf": 64,
+            "norm": "batch",
+            "dropout": True,
+            "gan_mode": "vanilla",
+            "lambda_L1": 100.0,
+        },
+    },
+    "pix2pixhd": {
+        "data": {"no_instance": False},
+        "model": {
+            "netG": "global",
+            "ngf": 64,
+            "n_downsample_global": 4,
+            "n_blocks_global": 9,
+            "num_D": 2,
+            "gan_mode": "lsgan",
+            "lambda_feat": 10.0,
+            "no_vgg_loss": True,
+            "use_features": False,
+        },
+    },
+    "msg_unet": {
+        "data": {"no_instance": False},
+        "model": {"ngf": 16, "n_scales": 4, "n_extra_down": 1, "gan_mode": "lsgan", "alpha": 10.0, "no_vgg_loss": True},
+    },
+}
+
+
+def experiment(family: str, data_root: Path, seed: int, sets: list[str]):
+    spec = FAMILIES[family]
+    raw = {
+        "family": family,
+        "name": f"equal_budget_{family}",
+        "data": {**DATA, **spec["data"], "root": str(data_root)},
+        "model": dict(spec["model"]),
+        "train": {
+            "steps": 10**7,
+            "lr": 2e-4,
+            "beta1": 0.5,
+            "lr_policy": "constant",
+            "seed": seed,
+            "device": "cpu",
+            "log_every": 50,
+            "sample_every": 0,
+            "save_every": 0,
+            "keep_checkpoints": 1,
+            "progress": False,
+        },
+    }
+    apply_overrides(raw, [s.split(":", 1)[1] for s in sets if s.startswith(family + ":")])
+    return config_from_dict(raw, f"equal_budget {family}")
+
+
+def train_for(cfg, out: Path, budget: float, clock: str) -> dict:
+    """Train ``cfg`` into ``out`` until ``budget`` seconds of ``clock`` are spent; returns steps and times."""
+    from pixtrans.train.trainer import Trainer
+
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    trainer = Trainer(cfg, out)
+    base = {n: [g["lr"] for g in o.param_groups] for n, o in trainer.opts.items()}
+    step_fn, t0, c0, w0 = trainer.train_step, now(), time.process_time(), time.perf_counter()
+
+    def train_step(batch, epoch):
+        frac = (now() - t0) / budget
+        scale = 1.0 if frac < 0.5 else max(0.0, 2.0 * (1.0 - frac))  # constant, then linear to 0
+        for n, o in trainer.opts.items():
+            for g, lr in zip(o.param_groups, base[n]):
+                g["lr"] = lr * scale
+        if frac >= 1.0:
+            trainer.cfg.train.steps = trainer.step + 1  # this is the last step
+        return step_fn(batch, epoch)
+
+    trainer.train_step = train_step
+    ck = trainer.fit()
+    return {
+        "steps": trainer.step,
+        "cpu_s": time.process_time() - c0,
+        "wall_s": time.perf_counter() - w0,
+        "checkpoint": str(ck),
+    }
+
+
+def evaluate(checkpoint: str, data_root: Path, out: Path) -> dict:
+    from pixtrans.eval.evaluate import run_test
+    from pixtrans.infer.translator import load
+
+    m = run_test(load(checkpoint, device="cpu"), data_root, out, progress=False)
+    return {k: m[k] for k in ("psnr", "ssim", "vif", "n")}
+
+
+def markdown(rows: dict) -> str:
+    lines = ["| model | G params (M) | steps | CPU s | wall s | PSNR | SSIM | VIF |", "|---|" + "---:|" * 7]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['params_G'] / 1e6:.2f} | {r['steps']} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} "
+            f"| {r['psnr']:.2f} | {r['ssim']:.4f} | {r['vif']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="artifacts/equal_budget", help="work folder (data, runs, test reports, JSON)")
+    p.add_argument("--data", default="", help="existing synthetic dataset (default: generate one in --out/data)")
+    p.add_argument("--n", type=int, default=64, help="training scenes to generate")
+    p.add_argument("--n-test", type=int, default=16, help="held-out scenes to generate")
+    p.add_argument("--budget", type=float, default=600.0, help="seconds per model (see --clock)")
+    p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FAMILY:KEY=VALUE",
+        help="override a config key of one family, e.g. msg_unet:model.ngf=24",
+    )
+    a = p.parse_args(argv)
+
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(a.data) if a.data else out / "data"
+    if not a.data and not (data / "classes.json").is_file():
+        from pixtrans.data.synth import generate
+
+        generate(data, n=a.n, n_test=a.n_test, size=128, seed=a.seed + 1)
+    rows: dict[str, dict] = {}
+    for family in a.families:
+        cfg = experiment(family, data, a.seed, a.set)
+        run = out / "runs" / family
+        if run.exists():
+            shutil.rmtree(run)  # a fresh run each time (the folder is this script's own output)
+        torch.manual_seed(a.seed)
+        res = train_for(cfg, run, a.budget, a.clock)
+        from pixtrans.train.checkpoint import load_checkpoint_files
+
+        _, _, _, meta = load_checkpoint_files(res["checkpoint"])
+        metrics = evaluate(res["checkpoint"], data, out / "test" / family)
+        rows[family] = {
+            "params_G": meta.get("params_G", 0),
+            "steps": res["steps"],
+            "cpu_s": res["cpu_s"],
+            "wall_s": res["wall_s"],
+            **metrics,
+        }
+        print(f"{family}: {json.dumps(rows[family])}", file=sys.stderr, flush=True)
+    print(markdown(rows))
+    verdict = {}
+    if {"msg_unet", "pix2pixhd"} <= set(rows):
+        verdict["msg_within_0.02_ssim_of_pix2pixhd"] = rows["msg_unet"]["ssim"] >= rows["pix2pixhd"]["ssim"] - 0.02
+    if {"msg_unet", "pix2pix"} <= set(rows):
+        verdict["msg_above_pix2pix"] = rows["msg_unet"]["ssim"] > rows["pix2pix"]["ssim"]
+    for k, v in verdict.items():
+        print(f"{k}: {v}")
+    summary = {
+        "budget": a.budget,
+        "clock": a.clock,
+        "threads": a.threads,
+        "size": 128,
+        "data": str(data),
+        "results": rows,
+        "verdict": verdict,
+        "torch": torch.__version__,
+    }
+    (out / "equal_budget.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
