@@ -37,7 +37,7 @@ def evaluate_model(model: TranslationModel, cfg: ExperimentConfig, max_items: in
             if "target" not in batch:
                 continue
             x = model.prepare(batch)
-            acc.update(model.translate(x, None).image.float(), x["target"])
+            acc.update(model.translate(x, model.eval_style()).image.float(), x["target"])
     finally:
         model.train(was_training)
     return acc.compute()
@@ -65,6 +65,7 @@ def run_test(
     acc = MetricAccumulator()
     rows, per_image = [], []
     loader = _test_loader(cfg, max_items)
+    style = style or translator.model.eval_style()
     for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True):
         name = batch["name"][0]
         x = translator.model.prepare(batch)

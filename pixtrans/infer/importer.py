@@ -200,6 +200,9 @@ def _semantic_split(sem: int, hints: _Hints, notes: list[str]) -> tuple[dict, st
             + (" + instance boundary" if inst else "")
             + " (official default); otherwise give --set data.label_nc=N --set data.no_instance=true|false"
         )  # fmt: skip
+        if label_nc < 1:
+            raise CheckpointError(f"{sem} input channels leave no label classes; give --set data.label_nc=N")
+        return {"label_nc": label_nc, "contain_dontcare": dc, "no_instance": not inst}, ""
     label_nc = int(label_nc)
     if label_nc == 0:
         return {"label_nc": 0, "input_nc": sem}, ""
@@ -696,12 +699,13 @@ def import_official(
     status = {p: f"imported from {files[p].name}" for p in parts}
     for p in ("D", "E"):
         if getattr(model, p, None) is not None and p not in parts:
-            status[p] = f"freshly initialised (no {'latest_net_' + p + '.pth' if p == 'D' else 'encoder file'} found)"
+            status[p] = f"freshly initialised (no *net_{p}.pth beside the generator, and no --net{p})"
 
     data = cfg.data
     label_meta: dict[str, Any] = {}
     if data.label_nc > 0:
-        label_set = {35: "cityscapes", 182: "coco", 150: "ade20k"}.get(data.label_nc, "")
+        label_set = data.layout if data.layout in ("synth", "coco", "ade20k", "cityscapes") else ""
+        label_set = label_set or {35: "cityscapes", 182: "coco", 150: "ade20k"}.get(data.label_nc, "")
         info = class_info(label_set, data.label_nc)
         label_meta = {"class_names": info["names"], "palette": info["colors"]}
     epoch = g_path.name.split("_net_")[0] if "_net_" in g_path.name else ""

@@ -133,6 +133,10 @@ class TranslationModel(nn.Module):
         outs = self.generate(x)
         return Translation(image=outs[-1], scales=list(outs), style={})
 
+    def eval_style(self) -> dict | None:
+        """The fixed style used for metrics (validation, ``pixtrans test``), so that they are reproducible."""
+        return None
+
     def export_module(self) -> nn.Module:
         """A module mapping the prepared input tensor to the output image (for ONNX export and bench)."""
         return _LastOutput(self).eval()

@@ -401,6 +401,9 @@ class SPADE(TranslationModel):
         return {"G": OptimGroup(g_params, lr_g, betas), "D": OptimGroup(list(self.D.parameters()), lr_d, betas)}
 
     # ---------------------------------------------------------------- inference
+    def eval_style(self) -> dict | None:
+        return {"seed": 0} if self.E is not None else None
+
     @torch.no_grad()
     def translate(self, x: dict, style: dict | None = None) -> Translation:
         """Full-resolution output; ``style`` (VAE models only):

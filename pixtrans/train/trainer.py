@@ -119,8 +119,9 @@ class Trainer:
         self.scheds = {n: make_scheduler(o, cfg.train, self.steps_per_epoch) for n, o in self.opts.items()}
         self.ema = None
         if cfg.train.ema > 0:
+            # parameters are averaged; buffers (BatchNorm statistics, spectral-norm u/v) are copied from the live G
             self.ema = AveragedModel(
-                self.model.generators(), multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True
+                self.model.generators(), multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=False
             )
         amp = cfg.train.amp
         if amp == "fp16" and self.device.type != "cuda":
@@ -296,6 +297,8 @@ class Trainer:
                 s.step()
         if self.ema is not None:
             self.ema.update_parameters(m.generators())
+            for b_ema, b in zip(self.ema.module.buffers(), m.generators().buffers()):
+                b_ema.copy_(b)
         self._last = (x, fakes)
         return {k: float(v.detach()) for k, v in {**lg, **ld}.items()}
 
