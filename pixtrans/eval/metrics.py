@@ -15,11 +15,6 @@ from __future__ import annotations
 import math
 
 from torch import Tensor
-from torchmetrics.functional.image import (
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-    visual_information_fidelity,
-)
 
 METRICS = ("psnr", "ssim", "vif")
 SSIM_MIN_SIZE = 6
@@ -37,6 +32,12 @@ def _to_unit(x: Tensor, name: str) -> Tensor:
 
 def per_image_metrics(fake: Tensor, real: Tensor) -> dict[str, list[float]]:
     """PSNR, SSIM and VIF of every image of a batch: ``{'psnr': [...], 'ssim': [...], 'vif': [...]}``."""
+    from torchmetrics.functional.image import (  # imported here: it pulls in scipy, slow to load for the CLI
+        peak_signal_noise_ratio,
+        structural_similarity_index_measure,
+        visual_information_fidelity,
+    )
+
     p, t = _to_unit(fake, "fake"), _to_unit(real, "real")
     if p.shape != t.shape:
         raise ValueError(f"fake and real must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")

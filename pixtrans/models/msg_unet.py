@@ -5,7 +5,7 @@ Generator (§2.1): two stride-1 conv blocks at full resolution, then per pyramid
 output is concatenated with the source resized to that scale and merged by a 1x1 conv block; below the coarsest
 pyramid scale ``n_extra_down`` plain stride-2 blocks reach the bottleneck (8x4 at 2048x1024 with the defaults).
 The decoder mirrors it with transposed-conv blocks, each joined with its encoder skip and followed by a stride-1
-conv block; every pyramid scale has a 3x3 conv + tanh RGB branch. Conv blocks are conv-norm-LeakyReLU(0.2).
+conv block; every pyramid scale has a 1x1 conv + tanh RGB branch (as MSG-GAN). Conv blocks are conv-norm-LeakyReLU(0.2).
 
 Departures from the paper, all configuration: 3x3 instead of 4x4 stride-1 kernels (symmetric padding),
 instance norm by default (the paper's BatchNorm is ``norm: batch``; with batch size 1 its running statistics make
@@ -92,7 +92,7 @@ class MSGUNetGenerator(nn.Module):
         k = 2 if skip == "cat" else 1
         self.fuse = nn.ModuleList(_block(k * w[i], w[i], 3, 1, norm) for i in range(self.n_levels))
         n_out = n_scales if intermediate_outputs else 1
-        self.to_rgb = nn.ModuleList(nn.Sequential(nn.Conv2d(w[i], out_ch, 3, 1, 1), nn.Tanh()) for i in range(n_out))
+        self.to_rgb = nn.ModuleList(nn.Sequential(nn.Conv2d(w[i], out_ch, 1), nn.Tanh()) for i in range(n_out))
 
     @property
     def size_multiple(self) -> int:
@@ -114,11 +114,17 @@ class MSGUNetGenerator(nn.Module):
                 h = self.merge[level - 1](torch.cat([h, src], 1))
         outs = []
         for level in range(self.n_levels - 1, -1, -1):
-            up, skip = self.up[level](h), skips.pop()
-            h = self.fuse[level](up + skip if self.skip == "add" else torch.cat([up, skip], 1))
+            # one name for the running tensor, so that inference frees each level's inputs as soon as it can
+            h = self._join(self.up[level](h), skips.pop())
+            h = self.fuse[level](h)
             if level < len(self.to_rgb):
                 outs.append(self.to_rgb[level](h))
         return outs
+
+    def _join(self, up: Tensor, skip: Tensor) -> Tensor:
+        if self.skip == "cat":
+            return torch.cat([up, skip], 1)
+        return up.add_(skip) if not torch.is_grad_enabled() else up + skip  # in place only without autograd
 
 
 # ---------------------------------------------------------------------------------------------------- family

@@ -211,6 +211,7 @@ class Trainer:
             "ema": self.ema is not None,
             "class_names": self.info.get("class_names"),
             "palette": self.info.get("palette"),
+            "things": self.info.get("things"),
             "label_nc": self.cfg.data.label_nc,
             "family_meta": self.model.meta(),
             "params_G": sum(p.numel() for p in self.model.G.parameters()),
