@@ -7,7 +7,13 @@ JSON object. Targets: >= 2.5x fewer FLOPs, >= 2.5x lower latency, <= 1/2 the pea
 
     python benchmarks/efficiency.py                                   # CPU, 1024x512 and 2048x1024
     python benchmarks/efficiency.py --sizes 1024x512 --runs 3 --warmup 1 --json efficiency.json
+    python benchmarks/efficiency.py --threads 1                       # a CPU shared with other jobs (see below)
     python benchmarks/efficiency.py --device cuda --runs 20 --warmup 5    # on a GPU (peak = max_memory_allocated)
+
+Latency is reported twice: :func:`pixtrans.bench.bench_model`'s median (each model on its own) and an interleaved
+measurement (A B A B ...; ``--paired N`` rounds) whose per-round ratio is robust to load from other processes.
+On a CPU whose cores are busy with other jobs, multi-threaded PyTorch loses tens of milliseconds per operator
+waiting for its threads to be scheduled; ``--threads 1`` avoids that and gives stable ratios.
 
 The same numbers one at a time: ``pixtrans bench msg_unet --size 1024x512 --json`` and
 ``pixtrans bench pix2pixhd_local --size 1024x512 --json``. FLOPs count a multiply-add as 2 (divide by 2 to compare

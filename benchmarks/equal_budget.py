@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=600.0, help="seconds per model (see --clock)")
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is robust on a shared machine)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--set",

@@ -111,7 +111,8 @@ class MSGUNetGenerator(nn.Module):
             h = down(h)
             if level < self.n_scales:
                 src = downsample(src) if sources is None else sources[-1 - level]
-                h = self.merge[level - 1](torch.cat([h, src], 1))
+                h = torch.cat([h, src], 1)
+                h = self.merge[level - 1](h)
         outs = []
         for level in range(self.n_levels - 1, -1, -1):
             # one name for the running tensor, so that inference frees each level's inputs as soon as it can
