@@ -58,9 +58,19 @@ def official_spade(root: Path, preset: str, in_ch: int, w: int, h: int) -> nn.Mo
     from models.networks.generator import SPADEGenerator  # noqa: PLC0415  (their package, from --official-spade)
 
     opt = Namespace(
-        ngf=64, semantic_nc=in_ch, label_nc=in_ch - 1, contain_dontcare_label=False, no_instance=False,
-        num_upsampling_layers="normal", crop_size=w, aspect_ratio=w / h, use_vae=preset.endswith("vae"), z_dim=256,
-        norm_G="spectralspadesyncbatch3x3", init_type="xavier", init_variance=0.02,
+        ngf=64,
+        semantic_nc=in_ch,
+        label_nc=in_ch - 1,
+        contain_dontcare_label=False,
+        no_instance=False,
+        num_upsampling_layers="normal",
+        crop_size=w,
+        aspect_ratio=w / h,
+        use_vae=preset.endswith("vae"),
+        z_dim=256,
+        norm_G="spectralspadesyncbatch3x3",
+        init_type="xavier",
+        init_variance=0.02,
     )
     return SPADEGenerator(opt)
 
