@@ -29,8 +29,15 @@ from pixtrans.config import config_from_dict
 from pixtrans.models import build_model, presets
 
 
+def _stub_torchvision() -> None:
+    """The official files import torchvision for their VGG19 only; generators do not need it."""
+    tv = types.ModuleType("torchvision")
+    tv.models = types.SimpleNamespace(vgg19=None)
+    sys.modules.setdefault("torchvision", tv)
+
+
 def _load(path: Path, name: str):
-    sys.modules.setdefault("torchvision", types.SimpleNamespace(models=None))  # only their VGG needs it
+    _stub_torchvision()
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -55,6 +62,7 @@ def official_pix2pixhd(root: Path, preset: str, in_ch: int) -> nn.Module:
 
 def official_spade(root: Path, preset: str, in_ch: int, w: int, h: int) -> nn.Module:
     sys.path.insert(0, str(root))
+    _stub_torchvision()
     from models.networks.generator import SPADEGenerator  # noqa: PLC0415  (their package, from --official-spade)
 
     opt = Namespace(
