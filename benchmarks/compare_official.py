@@ -16,6 +16,7 @@ import argparse
 import functools
 import importlib.util
 import json
+import pickle
 import sys
 import types
 from argparse import Namespace
@@ -63,6 +64,13 @@ def official_pix2pixhd(root: Path, preset: str, in_ch: int) -> nn.Module:
 def official_spade(root: Path, preset: str, in_ch: int, w: int, h: int) -> nn.Module:
     sys.path.insert(0, str(root))
     _stub_torchvision()
+    if not (root / "models" / "networks" / "sync_batchnorm" / "__init__.py").is_file():
+        # the git submodule is often missing; on one process its SynchronizedBatchNorm2d is a BatchNorm2d
+        sync = types.ModuleType("models.networks.sync_batchnorm")
+        sync.SynchronizedBatchNorm2d = nn.BatchNorm2d
+        sync.DataParallelWithCallback = nn.DataParallel
+        sys.modules["models.networks.sync_batchnorm"] = sync
+    sys.modules.setdefault("dill", pickle)  # their util imports dill for saving only
     from models.networks.generator import SPADEGenerator  # noqa: PLC0415  (their package, from --official-spade)
 
     opt = Namespace(
