@@ -153,9 +153,9 @@ def test_losses_and_feature_matching_zero_for_identical_images():
     x = model.prepare(batch())
     g = model.g_losses(x, [x["target"]])
     assert set(g) == {"G_GAN", "G_GAN_Feat"}
-    assert float(g["G_GAN_Feat"]) == 0.0 and float(g["G_GAN"]) > 0
+    assert g["G_GAN_Feat"].item() == 0.0 and g["G_GAN"].item() > 0
     fake = model.generate(x)
-    assert float(model.g_losses(x, fake)["G_GAN_Feat"]) > 0
+    assert model.g_losses(x, fake)["G_GAN_Feat"].item() > 0
     d = model.d_losses(x, fake)
     assert set(d) == {"D_real", "D_fake"}
     # official: loss_D = 0.5 * (D_real + D_fake), GAN terms summed over the num_D scales
@@ -179,8 +179,8 @@ def test_vgg_loss_from_a_generated_weights_file(tmp_path, monkeypatch):
     x = model.prepare(batch(size=32))
     fake = model.generate(x)
     losses = model.g_losses(x, fake)
-    assert float(losses["G_VGG"]) > 0 and torch.isfinite(losses["G_VGG"])
-    assert float(model.g_losses(x, [x["target"]])["G_VGG"]) == 0.0
+    assert losses["G_VGG"].item() > 0 and torch.isfinite(losses["G_VGG"])
+    assert model.g_losses(x, [x["target"]])["G_VGG"].item() == 0.0
     assert not any(k.startswith("vgg_loss.") for k in model.checkpoint_state())  # not saved in checkpoints
     losses["G_VGG"].backward()
     assert model.G.model[1].weight.grad is not None
@@ -281,7 +281,9 @@ def test_feature_vectors_reference_and_target_styles():
     model = tiny(use_features=True, feat_num=3).eval()
     x = model.prepare(batch(b=1))
     # no clusters yet and a target photo: its own encoded features (what validation uses)
-    assert model.translate(x).style == {"features_from": "target"}
+    own = model.translate(x)
+    assert own.style == {"features_from": "target"}
+    torch.testing.assert_close(model.translate(x, own.style).image, own.image, rtol=0, atol=0)
     ref = model.translate(x, {"reference": {"image": x["target"]}})
     vectors = ref.style["features"]
     assert set(vectors) == set(torch.unique(x["label"]).tolist()) and all(len(v) == 3 for v in vectors.values())

@@ -130,8 +130,9 @@ def _update_meta(ck: Path, family_meta: dict) -> None:
 
 
 def cmd_features(a) -> None:
-    res = compute_clusters(a.run, a.data, k=a.k, split=a.split, min_area=a.min_area, max_items=a.max_items,
-                           device=a.device, progress=True)
+    res = compute_clusters(
+        a.run, a.data, k=a.k, split=a.split, min_area=a.min_area, max_items=a.max_items, device=a.device, progress=True
+    )
     names = {}
     try:
         meta = json.loads((Path(res["checkpoint"]) / "meta.json").read_text())

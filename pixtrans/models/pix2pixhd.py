@@ -2,12 +2,12 @@
 boundary maps and an instance-wise feature encoder whose K-means clusters give diverse styles at inference.
 
 Layer structure and state-dict keys follow the official NVIDIA/pix2pixHD networks (``G.model.<i>``,
-``G.model<n>_1/_2``, ``E.model.<i>``) so official checkpoints import by renaming the ``D`` keys only
-(:func:`pixtrans.models.discriminators.pix2pixhd_d_keys`).
+``G.model<n>_1/_2``, ``E.model.<i>``): official ``netG``/``netE`` weights load with a ``G.``/``E.`` prefix, ``netD``
+through :func:`pixtrans.models.discriminators.pix2pixhd_d_keys`.
 
-Widths: ``ngf`` is the width of the *global* generator. A local enhancer ``n`` (of ``N``) uses
-``ngf / 2**(N - n + 1)``, so ``netG: local, ngf: 64`` is the official ``--netG local --ngf 32``, and a stage-1
-(global) checkpoint with the same ``ngf`` initialises stage 2 by name.
+Widths: ``ngf`` is the width of the *global* generator; local enhancer ``n`` (1 = coarsest) uses ``ngf / 2**n``,
+so ``netG: local, ngf: 64`` is the official ``--netG local --ngf 32``, and a stage-1 (global) checkpoint with the
+same ``ngf`` initialises stage 2 by name.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ class Pix2PixHDConfig(Section):
     """pix2pixHD model settings (defaults: official code)."""
 
     netG: Literal["global", "local"] = "global"
-    ngf: int = 64  # global generator width; local enhancer n of N uses ngf / 2**(N-n+1)
+    ngf: int = 64  # global generator width; local enhancer n (1 = coarsest) uses ngf / 2**n
     n_downsample_global: int = 4
     n_blocks_global: int = 9
     n_local_enhancers: int = 1
@@ -219,7 +219,9 @@ class Pix2PixHD(TranslationModel):
     - ``{"features": {class: [f1, f2, f3]}}`` explicit feature vectors;
     - ``{"reference": {"image": (1,3,H,W) in [-1,1], "label": (1,1,H,W) ids, "inst": ...}}`` encode a photo
       (``label``/``inst`` default to the input's when the photo shows the same layout);
-    - classes left unspecified get a random cluster drawn with ``{"seed": s}`` (default 0).
+    - classes left unspecified get a random cluster drawn with ``{"seed": s}`` (default 0);
+    - ``{"features_from": "target"}`` encodes ``x['target']`` (the default while no clusters exist, e.g. for
+      validation and ``pixtrans test`` before ``pixtrans features``).
 
     The returned ``Translation.style`` records the clusters (or vectors) used, so passing it back reproduces it.
     """
@@ -301,12 +303,9 @@ class Pix2PixHD(TranslationModel):
     def style_features(self, x: dict, style: dict | None) -> tuple[Tensor, dict]:
         """The feature map for ``x`` from a style dict (see the class docstring) and the style that reproduces it."""
         style = dict(style or {})
-        unknown = set(style) - {"cluster", "clusters", "instances", "features", "reference", "seed"}
+        unknown = set(style) - set(STYLE_KEYS)
         if unknown:
-            raise ConfigError(
-                f"style: unknown key(s) {sorted(unknown)}; use cluster, clusters, instances, features, "
-                "reference or seed"
-            )
+            raise ConfigError(f"style: unknown key(s) {sorted(unknown)}; use {', '.join(STYLE_KEYS)}")
         label = x["label"].long()
         used: dict[str, Any] = {}
         if "reference" in style:
