@@ -23,24 +23,16 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from ..data.palettes import palette
+
 ImageLike = Image.Image | Tensor | np.ndarray
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 BASE_COLUMNS = ("name", "input", "output", "target")
 
 
 def default_palette(n: int = 256) -> list[tuple[int, int, int]]:
-    """A deterministic palette of ``n`` distinct colours (the PASCAL VOC bit-interleaving scheme)."""
-    out = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        out.append((r, g, b))
-    return out
+    """A deterministic palette of ``n`` distinct colours (:func:`pixtrans.data.palettes.palette`)."""
+    return [tuple(c) for c in palette(n)]
 
 
 def colorize(ids: np.ndarray, palette: Sequence[Sequence[int]] | None = None) -> np.ndarray:
