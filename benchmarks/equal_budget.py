@@ -10,20 +10,26 @@ changes one):
 
 - pix2pix: unet_128 (ngf 64, batch norm, dropout), 70x70 PatchGAN, vanilla GAN + 100 L1;
 - pix2pixHD: global generator (ngf 64, 4 downsamplings, 9 res blocks), 2 discriminator scales, LSGAN + 10 FM;
-- MSG U-Net: ngf 16, outputs at 128/64/32/16 px, 4x4 bottleneck, one D per scale, LSGAN + 10 FM.
+- MSG U-Net: ngf 32 (about pix2pix's compute per image at 128 px: 3.9 vs 3.1 GFLOPs), outputs at 128/64/32/16 px,
+  8x8 bottleneck, one D per scale, LSGAN + 10 FM.
 
-No VGG loss for any (no weights ship). Example (prints a markdown table and writes equal_budget.json)::
+No VGG loss for any (no weights ship). ``--seeds`` repeats every run with other seeds (same data) and averages;
+``--jobs`` runs that many trainings at once, each in its own process with ``--threads`` threads. Example (prints a
+markdown table and writes equal_budget.json)::
 
-    python benchmarks/equal_budget.py --budget 900 --out artifacts/equal_budget
+    python benchmarks/equal_budget.py --budget 600 --seeds 0 1 2 --jobs 2 --out artifacts/equal_budget
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
+import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -69,7 +75,7 @@ FAMILIES: dict[str, dict] = {
     },
     "msg_unet": {
         "data": {"no_instance": False},
-        "model": {"ngf": 16, "n_scales": 4, "n_extra_down": 1, "gan_mode": "lsgan", "alpha": 10.0, "no_vgg_loss": True},
+        "model": {"ngf": 32, "n_scales": 4, "n_extra_down": 1, "gan_mode": "lsgan", "alpha": 10.0, "no_vgg_loss": True},
     },
 }
 
@@ -101,25 +107,19 @@ def experiment(family: str, data_root: Path, seed: int, sets: list[str]):
 
 def train_for(cfg, out: Path, budget: float, clock: str) -> dict:
     """Train ``cfg`` into ``out`` until ``budget`` seconds of ``clock`` are spent; returns steps and times."""
+    from torch.optim.lr_scheduler import LambdaLR
+
     from pixtrans.train.trainer import Trainer
 
     now = time.process_time if clock == "cpu" else time.perf_counter
     trainer = Trainer(cfg, out)
-    base = {n: [g["lr"] for g in o.param_groups] for n, o in trainer.opts.items()}
-    step_fn, t0, c0, w0 = trainer.train_step, now(), time.process_time(), time.perf_counter()
+    t0, c0, w0 = now(), time.process_time(), time.perf_counter()
 
-    def train_step(batch, epoch):
-        frac = (now() - t0) / budget
-        scale = 1.0 if frac < 0.5 else max(0.0, 2.0 * (1.0 - frac))  # constant, then linear to 0
-        for n, o in trainer.opts.items():
-            for g, lr in zip(o.param_groups, base[n]):
-                g["lr"] = lr * scale
-        if frac >= 1.0:
-            trainer.cfg.train.steps = trainer.step + 1  # this is the last step
-        return step_fn(batch, epoch)
+    def lr_scale(_step: int) -> float:  # constant for the first half of the budget, then linear to 0
+        return min(1.0, max(0.0, 2.0 * (1.0 - (now() - t0) / budget)))
 
-    trainer.train_step = train_step
-    ck = trainer.fit()
+    trainer.scheds = {n: LambdaLR(o, lr_scale) for n, o in trainer.opts.items()}
+    ck = trainer.fit(lambda t: now() - t0 >= budget)
     return {
         "steps": trainer.step,
         "cpu_s": time.process_time() - c0,
@@ -136,12 +136,41 @@ def evaluate(checkpoint: str, data_root: Path, out: Path) -> dict:
     return {k: m[k] for k in ("psnr", "ssim", "vif", "n")}
 
 
+def run_one(family: str, seed: int, data: Path, out: Path, budget: float, clock: str, threads: int, sets: list[str]):
+    """Train one family with one seed for the budget and test it; returns its row (runs in a worker process)."""
+    from pixtrans.train.checkpoint import load_checkpoint_files
+
+    torch.set_num_threads(threads)
+    cfg = experiment(family, data, seed, sets)
+    run = out / "runs" / f"{family}_s{seed}"
+    if run.exists():
+        shutil.rmtree(run)  # a fresh run each time (the folder is this script's own output)
+    torch.manual_seed(seed)
+    res = train_for(cfg, run, budget, clock)
+    _, _, _, meta = load_checkpoint_files(res["checkpoint"])
+    metrics = evaluate(res["checkpoint"], data, out / "test" / f"{family}_s{seed}")
+    row = {"params_G": meta.get("params_G", 0), **{k: res[k] for k in ("steps", "cpu_s", "wall_s")}, **metrics}
+    print(f"{family} seed {seed}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    return row
+
+
+def summarise(per_seed: dict[int, dict]) -> dict:
+    """Mean of every number over seeds, with the per-seed rows kept."""
+    rows = list(per_seed.values())
+    mean = {k: statistics.fmean(r[k] for r in rows) for k in ("steps", "cpu_s", "wall_s", "psnr", "ssim", "vif")}
+    return {"params_G": rows[0]["params_G"], **mean, "seeds": per_seed}
+
+
 def markdown(rows: dict) -> str:
-    lines = ["| model | G params (M) | steps | CPU s | wall s | PSNR | SSIM | VIF |", "|---|" + "---:|" * 7]
+    lines = [
+        "| model | G params (M) | steps | CPU s | wall s | PSNR | SSIM | VIF | SSIM per seed |",
+        "|---|" + "---:|" * 7 + "---|",
+    ]
     for name, r in rows.items():
+        per = " / ".join(f"{v['ssim']:.3f}" for v in r["seeds"].values())
         lines.append(
-            f"| {name} | {r['params_G'] / 1e6:.2f} | {r['steps']} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} "
-            f"| {r['psnr']:.2f} | {r['ssim']:.4f} | {r['vif']:.4f} |"
+            f"| {name} | {r['params_G'] / 1e6:.2f} | {r['steps']:.0f} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} "
+            f"| {r['psnr']:.2f} | {r['ssim']:.4f} | {r['vif']:.4f} | {per} |"
         )
     return "\n".join(lines)
 
@@ -152,11 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="", help="existing synthetic dataset (default: generate one in --out/data)")
     p.add_argument("--n", type=int, default=64, help="training scenes to generate")
     p.add_argument("--n-test", type=int, default=16, help="held-out scenes to generate")
+    p.add_argument("--data-seed", type=int, default=1, help="seed of the generated dataset")
     p.add_argument("--budget", type=float, default=600.0, help="seconds per model (see --clock)")
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is robust on a shared machine)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (1 is robust on a shared machine)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds; metrics are averaged over them")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes; keep jobs x threads <= cores)")
     p.add_argument(
         "--set",
         action="append",
@@ -166,34 +197,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = p.parse_args(argv)
 
-    torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(a.data) if a.data else out / "data"
     if not a.data and not (data / "classes.json").is_file():
         from pixtrans.data.synth import generate
 
-        generate(data, n=a.n, n_test=a.n_test, size=128, seed=a.seed + 1)
-    rows: dict[str, dict] = {}
-    for family in a.families:
-        cfg = experiment(family, data, a.seed, a.set)
-        run = out / "runs" / family
-        if run.exists():
-            shutil.rmtree(run)  # a fresh run each time (the folder is this script's own output)
-        torch.manual_seed(a.seed)
-        res = train_for(cfg, run, a.budget, a.clock)
-        from pixtrans.train.checkpoint import load_checkpoint_files
-
-        _, _, _, meta = load_checkpoint_files(res["checkpoint"])
-        metrics = evaluate(res["checkpoint"], data, out / "test" / family)
-        rows[family] = {
-            "params_G": meta.get("params_G", 0),
-            "steps": res["steps"],
-            "cpu_s": res["cpu_s"],
-            "wall_s": res["wall_s"],
-            **metrics,
-        }
-        print(f"{family}: {json.dumps(rows[family])}", file=sys.stderr, flush=True)
+        generate(data, n=a.n, n_test=a.n_test, size=128, seed=a.data_seed)
+    jobs = [(f, s) for s in a.seeds for f in a.families]
+    common = (data, out, a.budget, a.clock, a.threads, a.set)
+    if a.jobs > 1:
+        with ProcessPoolExecutor(a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(run_one, *zip(*[(f, s, *common) for f, s in jobs])))
+    else:
+        done = [run_one(f, s, *common) for f, s in jobs]
+    rows = {f: summarise({s: r for (f2, s), r in zip(jobs, done) if f2 == f}) for f in a.families}
     print(markdown(rows))
     verdict = {}
     if {"msg_unet", "pix2pixhd"} <= set(rows):
@@ -201,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     if {"msg_unet", "pix2pix"} <= set(rows):
         verdict["msg_above_pix2pix"] = rows["msg_unet"]["ssim"] > rows["pix2pix"]["ssim"]
     for k, v in verdict.items():
-        print(f"{k}: {v}")
+        print(f"{k} (mean over seeds): {v}")
     summary = {
         "budget": a.budget,
         "clock": a.clock,
         "threads": a.threads,
         "size": 128,
         "data": str(data),
+        "seeds": a.seeds,
         "results": rows,
         "verdict": verdict,
         "torch": torch.__version__,

@@ -91,3 +91,19 @@ def test_training_lowers_the_loss(synth_root, tmp_path):
     last = sum(float(r["G_L1"]) for r in rows[-5:]) / 5
     assert last < 0.8 * first
     assert resolve_checkpoint(tmp_path / "r").name == "step_0000040"
+
+
+def test_fit_callback_runs_every_step_and_can_end_training(synth_root, tmp_path):
+    cfg = _cfg(synth_root, "train.steps=10", "train.log_every=4", "train.save_every=3")
+    trainer = Trainer(cfg, tmp_path / "r")
+    seen: list[int] = []
+
+    def after_step(t: Trainer) -> bool:
+        seen.append(t.step)
+        return t.step == 3  # ends on a step that also has a periodic checkpoint
+
+    ck = trainer.fit(after_step)
+    assert seen == [1, 2, 3] and trainer.step == 3
+    assert ck == resolve_checkpoint(tmp_path / "r") and ck.name == "step_0000003"
+    rows = list(csv.DictReader((tmp_path / "r" / "log.csv").read_text().splitlines()))
+    assert [int(r["step"]) for r in rows] == [3]  # the partial logging window is written

@@ -81,18 +81,13 @@ def _train_variant(cfg: ExperimentConfig, out: Path, collect: int) -> tuple[dict
     layers = encoder_convs(trainer.model.G)
     rec = GradientRecorder(layers)
     steps = cfg.train.steps
-    step_fn = trainer.train_step
+    rec.active = steps <= collect  # record the G updates of the last `collect` steps
 
-    def train_step(batch, epoch):  # record only during the G update of the last `collect` steps
-        rec.active = trainer.step >= steps - collect
-        try:
-            return step_fn(batch, epoch)
-        finally:
-            rec.active = False
+    def after_step(t) -> None:
+        rec.active = t.step >= steps - collect
 
-    trainer.train_step = train_step
     try:
-        trainer.fit()
+        trainer.fit(after_step)
     finally:
         rec.remove()
     return rec.collected(), [name for name, _ in layers]

@@ -11,6 +11,7 @@ import math
 import random
 import signal
 import time
+from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from pathlib import Path
 
@@ -314,8 +315,9 @@ class Trainer:
     def _on_signal(self, signum, frame) -> None:
         self._stop = True
 
-    def fit(self) -> Path:
-        """Train until ``train.steps``; returns the final checkpoint folder."""
+    def fit(self, callback: Callable[[Trainer], bool | None] | None = None) -> Path:
+        """Train until ``train.steps``; returns the final checkpoint folder. ``callback(trainer)`` runs after every
+        step; returning True ends training there (logged and saved as at the last step)."""
         t = self.cfg.train
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -334,7 +336,8 @@ class Trainer:
                 n_img += batch["input"].shape[0] * self.world
                 for k, v in losses.items():
                     acc.setdefault(k, []).append(v)
-                if self.step % max(t.log_every, 1) == 0 or self.step == t.steps:
+                stop = callback is not None and dist.any_rank(bool(callback(self)))
+                if self.step % max(t.log_every, 1) == 0 or self.step == t.steps or stop:
                     dt = time.perf_counter() - t0
                     row = {k: sum(v) / len(v) for k, v in acc.items()}
                     ips = n_img / dt if dt > 0 else 0.0
@@ -348,9 +351,11 @@ class Trainer:
                     self._sample()
                 if t.val_every and self.step % t.val_every == 0:
                     self._validate()
-                if t.save_every and self.step % t.save_every == 0 and self.step < t.steps:
+                if t.save_every and self.step % t.save_every == 0 and self.step < t.steps and not stop:
                     self.save()
                 bar.update(1)
+                if stop:
+                    break
                 if dist.any_rank(self._stop):
                     self.save()
                     raise TrainingInterrupted(f"interrupted at step {self.step}; saved. Continue with --resume")

@@ -1,0 +1,34 @@
+"""The benchmark scripts run end to end on tiny budgets (their numbers live in the README)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_equal_budget_trains_each_seed_within_budget_and_averages(tmp_path):
+    out = tmp_path / "eb"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "equal_budget.py"), "--out", str(out), "--n", "2"]
+    cmd += ["--n-test", "2", "--budget", "3", "--families", "msg_unet", "--seeds", "0", "1"]
+    cmd += ["--set", "msg_unet:model.ngf=8", "--set", "msg_unet:model.ndf=8"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| msg_unet |" in res.stdout
+    summary = json.loads((out / "equal_budget.json").read_text())
+    row = summary["results"]["msg_unet"]
+    assert set(row["seeds"]) == {"0", "1"}
+    for seed in ("0", "1"):
+        r = row["seeds"][seed]
+        assert r["steps"] >= 1 and r["cpu_s"] >= 3 and 0 < r["ssim"] <= 1 and r["n"] == 2
+        assert (out / "runs" / f"msg_unet_s{seed}" / "latest").is_file()
+    assert row["ssim"] == pytest.approx((row["seeds"]["0"]["ssim"] + row["seeds"]["1"]["ssim"]) / 2)
+    # the learning rate is ~0 at the end of the budget (constant, then linear decay in budget time)
+    last = (out / "runs" / "msg_unet_s0" / "log.csv").read_text().splitlines()[-1].split(",")
+    assert float(last[3]) < 1e-6
