@@ -154,3 +154,14 @@ def test_plot_losses_bad_logs(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="step"):
         plot_losses(bad, tmp_path / "x.png")
+
+
+def test_report_colorize_matches_label_colorize_and_blacks_out_negative_ids():
+    from pixtrans.data.labels import colorize as label_colorize
+    from pixtrans.eval.report import colorize, default_palette
+
+    ids = np.array([[-1, 0, 1], [2, 255, 300]])
+    out = colorize(ids)
+    assert np.array_equal(out, label_colorize(ids, default_palette()))
+    assert out[0, 0].tolist() == [0, 0, 0] and out[0, 2].tolist() == list(default_palette()[1])
+    assert out[1, 2].tolist() == [0, 0, 0]  # beyond the 256-colour palette

@@ -23,6 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from ..data.labels import colorize as _colorize
 from ..data.palettes import palette
 
 ImageLike = Image.Image | Tensor | np.ndarray
@@ -36,11 +37,9 @@ def default_palette(n: int = 256) -> list[tuple[int, int, int]]:
 
 
 def colorize(ids: np.ndarray, palette: Sequence[Sequence[int]] | None = None) -> np.ndarray:
-    """(H, W) integer label ids -> (H, W, 3) uint8 colours; ids outside the palette are black."""
-    pal = np.asarray(palette if palette is not None else default_palette(), dtype=np.uint8).reshape(-1, 3)
-    lut = np.zeros((256 if ids.size == 0 else max(256, int(ids.max()) + 1), 3), dtype=np.uint8)
-    lut[: len(pal)] = pal[: len(lut)]
-    return lut[np.clip(ids.astype(np.int64), 0, len(lut) - 1)]
+    """(H, W) integer label ids -> (H, W, 3) uint8 colours (the default palette unless given); ids outside the
+    palette, negative ones included, are black."""
+    return _colorize(ids, palette if palette is not None else default_palette())
 
 
 def _float_chw_to_array(x: np.ndarray, palette) -> np.ndarray:
