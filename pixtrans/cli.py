@@ -9,7 +9,7 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
-from .errors import PixtransError
+from .errors import ConfigError, PixtransError
 
 # Modules that add their own sub-commands with ``add_commands(subparsers)``.
 EXTENSIONS = [
@@ -75,11 +75,25 @@ def cmd_train(a) -> None:
         print(f"checkpoint: {ck}")
 
 
-def cmd_test(a) -> None:
-    from .eval.evaluate import run_test
+PAPER_TEST = "pix2pix: test as the paper (official test.py without --eval): per-image BN statistics, dropout on"
+
+
+def _load_for_inference(a):
+    """The checkpoint's translator; ``--paper-test`` switches pix2pix to the paper's test protocol."""
     from .infer.translator import load
 
     t = load(a.checkpoint, device=a.device)
+    if a.paper_test:
+        if t.family != "pix2pix":
+            raise ConfigError(f"--paper-test is pix2pix's test protocol; {a.checkpoint} is a {t.family} model")
+        t.model.cfg.eval_mode = False
+    return t
+
+
+def cmd_test(a) -> None:
+    from .eval.evaluate import run_test
+
+    t = _load_for_inference(a)
     style = json.loads(a.style) if a.style else None
     m = run_test(t, a.data or t.cfg.data.root, a.out, style=style, max_items=a.max_items)
     print(json.dumps({k: m[k] for k in ("psnr", "ssim", "vif", "n") if k in m}))
@@ -103,9 +117,7 @@ def _inputs(paths: list[str]) -> list[Path]:
 def cmd_translate(a) -> None:
     from PIL.PngImagePlugin import PngInfo
 
-    from .infer.translator import load
-
-    t = load(a.checkpoint, device=a.device)
+    t = _load_for_inference(a)
     style = json.loads(a.style) if a.style else {}
     if a.seed is not None:
         style["seed"] = a.seed
@@ -212,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-items", type=int, default=0)
     e.add_argument("--style", default="", help="JSON style (e.g. '{\"seed\": 3}')")
     e.add_argument("--device", default="auto")
+    e.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
     e.set_defaults(fn=cmd_test)
 
     r = sub.add_parser("translate", help="translate image or label-map files / folders")
@@ -226,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--style", default="", help='full style as JSON, e.g. \'{"clusters": {"5": 2}}\'')
     r.add_argument("--all-scales", action="store_true", help="write every output scale (MSG U-Net)")
     r.add_argument("--device", default="auto")
+    r.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
     r.set_defaults(fn=cmd_translate)
 
     b = sub.add_parser("bench", help="params, GFLOPs, latency, peak memory of a preset or checkpoint")

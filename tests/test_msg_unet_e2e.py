@@ -37,7 +37,7 @@ def test_degrade_keeps_ids_and_makes_blocks():
 
 
 @pytest.mark.slow
-def test_train_test_translate_ablation(synth_root, tmp_path):
+def test_train_test_translate_ablation(synth_root, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", CFG, "--out", str(run), *_sets(f"data.root={synth_root}", "train.steps=3", *TINY)]) == 0
 
@@ -45,6 +45,8 @@ def test_train_test_translate_ablation(synth_root, tmp_path):
     assert main(["test", str(run), "--data", str(synth_root), "--out", str(tmp_path / "test")]) == 0
     metrics = json.loads((tmp_path / "test" / "metrics.json").read_text())
     assert metrics["n"] == 4 and 0 < metrics["ssim"] <= 1 and math.isfinite(metrics["psnr"])
+    assert main(["test", str(run), "--out", str(tmp_path / "t2"), "--paper-test"]) == 2  # a pix2pix-only option
+    assert "pix2pix's test protocol" in capsys.readouterr().err
 
     # translate: full resolution by default, every scale on request
     t = pixtrans.load(run, device="cpu")

@@ -299,3 +299,36 @@ def test_one_step_on_synthetic_data(synth_root):
     assert x["input"].shape == (1, 8, 64, 64) and x["target"].shape == (1, 3, 64, 64)
     fakes = model.generate(x)
     assert torch.isfinite(sum(model.g_losses(x, fakes).values()))
+
+
+def test_paper_test_protocol_uses_image_statistics_and_dropout_and_restores_state():
+    eval_model = build_model(_cfg(num_downs=6))  # one decoder level with dropout
+    paper = build_model(_cfg(num_downs=6, eval_mode=False))
+    paper.load_state_dict(eval_model.state_dict())
+    for m in (eval_model, paper):  # running statistics that differ from a single image's
+        m.train()
+        for _ in range(3):
+            m.G(torch.randn(2, 3, 64, 64) * 3 + 1)
+        m.eval()
+    x = eval_model.prepare(_pair(size=64))
+    before = {k: v.clone() for k, v in paper.G.state_dict().items()}
+    torch.manual_seed(1)
+    a = paper.translate(x).image
+    torch.manual_seed(1)
+    b = paper.translate(x).image
+    torch.manual_seed(2)
+    c = paper.translate(x).image
+    assert torch.equal(a, b) and not torch.equal(a, c)  # dropout at test time
+    assert not torch.allclose(a, eval_model.translate(x).image, atol=1e-3)
+    # the same as the generator in train mode, with the running statistics and flags left as they were
+    g = paper.G
+    after = g.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not g.training and not any(m.training for m in g.modules())
+    torch.manual_seed(1)
+    g.train()
+    ref = g(x["input"])
+    assert torch.allclose(a, ref, atol=1e-6)
+    # the default is eval mode: deterministic, running statistics
+    eval_model.eval()
+    assert torch.equal(eval_model.translate(x).image, eval_model.translate(x).image)

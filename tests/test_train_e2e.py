@@ -75,6 +75,9 @@ def test_test_translate_and_api(synth_root, tmp_path, capsys):
     assert m["n"] == 4 and 0 < m["psnr"] < 100 and -1 <= m["ssim"] <= 1 and m["vif"] >= 0
     html = (tmp_path / "e" / "index.html").read_text()
     assert "_output.png" in html and "_target.png" in html
+    # pix2pix's paper test protocol (per-image BN statistics, dropout on) gives other outputs
+    assert main(["test", str(run), "--data", str(synth_root), "--out", str(tmp_path / "p"), "--paper-test"]) == 0
+    assert json.loads((tmp_path / "p" / "metrics.json").read_text())["psnr"] != m["psnr"]
     label = sorted((synth_root / "test_label").iterdir())[0]
     assert main(["translate", str(run), str(label), "--out", str(tmp_path / "o")]) == 0
     out = Image.open(tmp_path / "o" / f"{label.stem}.png")

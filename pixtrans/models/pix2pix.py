@@ -7,6 +7,7 @@ The networks reproduce junyanz/pytorch-CycleGAN-and-pix2pix layer for layer, so 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 from ..config import DataConfig, Section
 from ..losses import GANLoss
 from ..nn.blocks import NormKind, conv_bias, init_weights, norm_layer
-from .base import TranslationModel
+from .base import Translation, TranslationModel
 from .discriminators import NLayerDiscriminator, PixelDiscriminator
 
 
@@ -167,6 +168,9 @@ class Pix2PixConfig(Section):
     lambda_L1: float = 100.0
     init_type: Literal["normal", "xavier", "xavier_uniform", "kaiming", "orthogonal", "none"] = "normal"
     init_gain: float = 0.02
+    # False = the paper's test protocol (official test.py without --eval): batch norm with the test image's own
+    # statistics and dropout on, so outputs vary per call. translate/test only; export and bench use eval mode.
+    eval_mode: bool = True
 
     @model_validator(mode="after")
     def _check(self):
@@ -210,6 +214,13 @@ class Pix2Pix(TranslationModel):
     def generate(self, x: dict) -> list[Tensor]:
         return [self.G(x["input"])]
 
+    @torch.no_grad()
+    def translate(self, x: dict, style: dict | None = None) -> Translation:
+        if self.training or self.cfg.eval_mode:
+            return super().translate(x, style)
+        with paper_test_mode(self.G):
+            return super().translate(x, style)
+
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         fake = fakes[-1]
         pred = self.D(torch.cat([x["input"], fake], 1))
@@ -223,6 +234,23 @@ class Pix2Pix(TranslationModel):
         pred_fake = self.D(torch.cat([inp, fakes[-1].detach()], 1))
         pred_real = self.D(torch.cat([inp, x["target"]], 1))
         return {"D_real": self.gan(pred_real, True) * 0.5, "D_fake": self.gan(pred_fake, False) * 0.5}
+
+
+@contextmanager
+def paper_test_mode(G: nn.Module):
+    """Run ``G`` as pix2pix's paper tests it: batch norm with the batch's own statistics and dropout on; running
+    statistics and train flags are restored afterwards."""
+    layers = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm | nn.Dropout)]
+    saved = {m: (m.training, [b.clone() for b in m.buffers()]) for m in layers}
+    for m in layers:
+        m.train(True)
+    try:
+        yield G
+    finally:
+        for m, (flag, bufs) in saved.items():
+            m.train(flag)
+            for b, old in zip(m.buffers(), bufs):
+                b.copy_(old)
 
 
 def _preset(netG: str, crop: int, **model) -> dict:
