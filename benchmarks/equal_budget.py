@@ -175,6 +175,18 @@ def markdown(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def _kept_results(path: Path, a) -> dict:
+    """Earlier results to keep (``--keep``); an error if they were measured under other settings."""
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    same = {"budget": a.budget, "clock": a.clock, "threads": a.threads, "seeds": a.seeds}
+    differ = [k for k, v in same.items() if old.get(k) != v]
+    if differ:
+        raise SystemExit(f"--keep: {path} was measured with other {', '.join(differ)}; run every family again")
+    return old["results"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="artifacts/equal_budget", help="work folder (data, runs, test reports, JSON)")
@@ -188,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (1 is robust on a shared machine)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds; metrics are averaged over them")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes; keep jobs x threads <= cores)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the other families' results from --out/equal_budget.json (same budget, clock, threads, seeds)",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -204,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         from pixtrans.data.synth import generate
 
         generate(data, n=a.n, n_test=a.n_test, size=128, seed=a.data_seed)
+    kept = _kept_results(out / "equal_budget.json", a) if a.keep else {}
     jobs = [(f, s) for s in a.seeds for f in a.families]
     common = (data, out, a.budget, a.clock, a.threads, a.set)
     if a.jobs > 1:
@@ -211,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             done = list(pool.map(run_one, *zip(*[(f, s, *common) for f, s in jobs])))
     else:
         done = [run_one(f, s, *common) for f, s in jobs]
-    rows = {f: summarise({s: r for (f2, s), r in zip(jobs, done) if f2 == f}) for f in a.families}
+    rows = {f: r for f, r in kept.items() if f not in a.families}
+    rows |= {f: summarise({s: r for (f2, s), r in zip(jobs, done) if f2 == f}) for f in a.families}
+    rows = {f: rows[f] for f in FAMILIES if f in rows}
     print(markdown(rows))
     verdict = {}
     if {"msg_unet", "pix2pixhd"} <= set(rows):

@@ -18,6 +18,7 @@ def test_equal_budget_trains_each_seed_within_budget_and_averages(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "equal_budget.py"), "--out", str(out), "--n", "2"]
     cmd += ["--n-test", "2", "--budget", "3", "--families", "msg_unet", "--seeds", "0", "1"]
     cmd += ["--set", "msg_unet:model.ngf=8", "--set", "msg_unet:model.ndf=8"]
+    cmd += ["--set", "pix2pix:model.ngf=8", "--set", "pix2pix:model.ndf=8"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "| msg_unet |" in res.stdout
@@ -32,3 +33,14 @@ def test_equal_budget_trains_each_seed_within_budget_and_averages(tmp_path):
     # the learning rate is ~0 at the end of the budget (constant, then linear decay in budget time)
     last = (out / "runs" / "msg_unet_s0" / "log.csv").read_text().splitlines()[-1].split(",")
     assert float(last[3]) < 1e-6
+
+    # --keep: another family joins the earlier results; other settings are refused
+    cmd[cmd.index("msg_unet")] = "pix2pix"
+    res = subprocess.run([*cmd, "--keep"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "equal_budget.json").read_text())
+    assert list(summary["results"]) == ["pix2pix", "msg_unet"] and "msg_above_pix2pix" in summary["verdict"]
+    assert summary["results"]["msg_unet"] == row
+    cmd[cmd.index("--budget") + 1] = "4"
+    res = subprocess.run([*cmd, "--keep"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode != 0 and "other budget" in res.stderr
