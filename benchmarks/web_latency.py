@@ -4,21 +4,19 @@ default widths (weights freshly initialised; speed does not depend on training).
 
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, "tests")
-import uvicorn
+import httpx
 from playwright.sync_api import sync_playwright
 from test_web_api import make_run
 
 from pixtrans.data.synth import generate
 from pixtrans.web.app import create_app
+from pixtrans.web.headless import launch_chromium, serve_in_thread
 
 threads = int(os.environ.get("THREADS", "2"))
 tmp = Path(tempfile.mkdtemp())
@@ -31,35 +29,13 @@ runs = {
     "msg_unet": make_run(tmp / "msg_unet", "msg_unet_synth.yaml", root),
 }
 app = create_app(list(runs.values()), data, tmp / "r.sqlite", threads=threads)
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-threading.Thread(target=srv.run, daemon=True).start()
-while not srv.started:
-    time.sleep(0.05)
-params = {m["id"]: m["params"] for m in __import__("httpx").get(f"http://127.0.0.1:{port}/api/models").json()}
 res = {}
-with sync_playwright() as p:
-    ctx = p.chromium.launch_persistent_context(
-        tempfile.mkdtemp(),
-        executable_path="/usr/bin/chromium",
-        headless=True,
-        args=[
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
-        viewport={"width": 1400, "height": 1000},
-    )
+with serve_in_thread(app) as url, sync_playwright() as p:
+    params = {m["id"]: m["params"] for m in httpx.get(f"{url}api/models").json()}
+    ctx = launch_chromium(p, tempfile.mkdtemp(), height=1000)
     page = ctx.new_page()
     for sel in [[m] for m in runs] + [list(runs)]:
-        page.goto(f"http://127.0.0.1:{port}/#draw")
+        page.goto(f"{url}#draw")
         page.evaluate("(ids) => localStorage.setItem('pixtrans.selected', JSON.stringify(ids))", sel)
         page.reload()
         page.wait_for_selector("body[data-ready='1']")
@@ -93,5 +69,4 @@ with sync_playwright() as p:
         }
         print(key, res[key], flush=True)
     ctx.close()
-srv.should_exit = True
 print(json.dumps({"threads": threads, "cpu": os.cpu_count(), "results": res}))

@@ -8,34 +8,21 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from pixtrans.web.headless import CHROMIUM, launch_chromium, serve_in_thread
 
+ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not CHROMIUM.exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 from test_web_api import make_runs  # noqa: E402  (same tiny checkpoints as the API tests)
 
@@ -59,12 +46,6 @@ PIXEL_STATS = """(img) => {
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
     out = Path(os.environ.get("PIXTRANS_ARTIFACTS") or ROOT / "artifacts") / "web"
@@ -78,29 +59,14 @@ def server(tmp_path_factory, synth_root):
     runs = make_runs(base, synth_root)
     db = base / "ratings.sqlite"
     app = create_app([runs["p2p"], runs["hd"], runs["spade"]], synth_root, db)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.time() < deadline, "the studio server did not start"
-        time.sleep(0.05)
-    yield {"url": f"http://127.0.0.1:{port}/", "db": db, "models": ["p2p", "hd", "spade"], "app": app}
-    srv.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as url:
+        yield {"url": url, "db": db, "models": ["p2p", "hd", "spade"], "app": app}
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium_profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1400, "height": 900},
-        )
+        ctx = launch_chromium(p, tmp_path_factory.mktemp("chromium_profile"))
         yield ctx
         ctx.close()
 
