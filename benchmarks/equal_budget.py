@@ -129,17 +129,17 @@ def train_for(cfg, out: Path, budget: float, clock: str) -> dict:
 
 
 def evaluate(checkpoint: str, data_root: Path, out: Path) -> dict:
+    """Test metrics of ``checkpoint`` on the held-out scenes, with its generator's parameter count."""
     from pixtrans.eval.evaluate import run_test
     from pixtrans.infer.translator import load
 
-    m = run_test(load(checkpoint, device="cpu"), data_root, out, progress=False)
-    return {k: m[k] for k in ("psnr", "ssim", "vif", "n")}
+    t = load(checkpoint, device="cpu")
+    m = run_test(t, data_root, out, progress=False)
+    return {"params_G": t.meta.get("params_G", 0), **{k: m[k] for k in ("psnr", "ssim", "vif", "n")}}
 
 
 def run_one(family: str, seed: int, data: Path, out: Path, budget: float, clock: str, threads: int, sets: list[str]):
     """Train one family with one seed for the budget and test it; returns its row (runs in a worker process)."""
-    from pixtrans.train.checkpoint import load_checkpoint_files
-
     torch.set_num_threads(threads)
     cfg = experiment(family, data, seed, sets)
     run = out / "runs" / f"{family}_s{seed}"
@@ -147,9 +147,8 @@ def run_one(family: str, seed: int, data: Path, out: Path, budget: float, clock:
         shutil.rmtree(run)  # a fresh run each time (the folder is this script's own output)
     torch.manual_seed(seed)
     res = train_for(cfg, run, budget, clock)
-    _, _, _, meta = load_checkpoint_files(res["checkpoint"])
     metrics = evaluate(res["checkpoint"], data, out / "test" / f"{family}_s{seed}")
-    row = {"params_G": meta.get("params_G", 0), **{k: res[k] for k in ("steps", "cpu_s", "wall_s")}, **metrics}
+    row = {"params_G": metrics.pop("params_G"), **{k: res[k] for k in ("steps", "cpu_s", "wall_s")}, **metrics}
     print(f"{family} seed {seed}: {json.dumps(row)}", file=sys.stderr, flush=True)
     return row
 
