@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from pixtrans.nn.instance_pool import instance_mean_pool
+from pixtrans.layers.instance_pool import instance_mean_pool
 
 
 def official_loop_pool(outputs: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ The official code is not part of pixtrans: point this script at your own checkou
     python benchmarks/compare_official.py spade_cityscapes --size 512x256 --official-spade PATH/SPADE
 
 Both models run in eval mode under ``torch.inference_mode`` with the same input, thread count, warm-up and number of
-runs (pixtrans.bench.benchmark), alternating so that machine load affects both alike. Prints one JSON line per model.
+runs (pixtrans.infer.bench.benchmark), alternating so that machine load affects both alike. Prints one JSON line per model.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pixtrans.bench import benchmark, random_input
 from pixtrans.config import config_from_dict
-from pixtrans.models import build_model, presets
+from pixtrans.families import build_model, presets
+from pixtrans.infer.bench import benchmark, random_input
 
 
 def _stub_torchvision() -> None:

@@ -2,7 +2,7 @@
 
 Seed 000 claims MSG U-Net is about 2.5x cheaper than pix2pixHD at the same output size (1.28 vs 3.32 TFLOPs at
 2048x1024, half the memory, ~2.5x faster). This script measures both presets (36 input channels: 35 Cityscapes
-labels + instance boundary) with :func:`pixtrans.bench.bench_model` and prints a markdown table, the ratios and a
+labels + instance boundary) with :func:`pixtrans.infer.bench.bench_model` and prints a markdown table, the ratios and a
 JSON object. Targets: >= 2.5x fewer FLOPs, >= 2.5x lower latency, <= 1/2 the peak memory.
 
     python benchmarks/efficiency.py                                   # CPU, 1024x512 and 2048x1024
@@ -10,14 +10,14 @@ JSON object. Targets: >= 2.5x fewer FLOPs, >= 2.5x lower latency, <= 1/2 the pea
     python benchmarks/efficiency.py --threads 1                       # a CPU shared with other jobs (see below)
     python benchmarks/efficiency.py --device cuda --runs 20 --warmup 5    # on a GPU (peak = max_memory_allocated)
 
-Latency is reported twice: :func:`pixtrans.bench.bench_model`'s median (each model on its own) and an interleaved
+Latency is reported twice: :func:`pixtrans.infer.bench.bench_model`'s median (each model on its own) and an interleaved
 measurement (A B A B ...; ``--paired N`` rounds) whose per-round ratio is robust to load from other processes.
 On a CPU whose cores are busy with other jobs, multi-threaded PyTorch loses tens of milliseconds per operator
 waiting for its threads to be scheduled; ``--threads 1`` avoids that and gives stable ratios.
 
 The same numbers one at a time: ``pixtrans bench msg_unet --size 1024x512 --json`` and
 ``pixtrans bench pix2pixhd_local --size 1024x512 --json``. FLOPs count a multiply-add as 2 (divide by 2 to compare
-with papers quoting multiply-adds). CPU peak memory is live tensor bytes plus weights and input (see pixtrans.bench).
+with papers quoting multiply-adds). CPU peak memory is live tensor bytes plus weights and input (see pixtrans.infer.bench).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import time
 
 import torch
 
-from pixtrans.bench import bench_model
 from pixtrans.config import apply_overrides, config_from_dict
-from pixtrans.models import build_model, presets
+from pixtrans.families import build_model, presets
+from pixtrans.infer.bench import bench_model
 
 TARGETS = {"flops": 2.5, "latency": 2.5, "memory": 0.5}
 
@@ -58,7 +58,7 @@ def measure(preset: str, width: int, height: int, sets: list[str], **kw) -> dict
 def paired_latency(presets_sets: list[tuple[str, list[str]]], width: int, height: int, runs: int, device: str) -> dict:
     """Median latency of each model with their forward passes interleaved (A B A B ...), so that load from other
     processes on a shared machine hits both alike; also the median of the per-round ratios (first / second)."""
-    from pixtrans.bench import random_input
+    from pixtrans.infer.bench import random_input
 
     dev = torch.device(device)
     mods, xs = [], []

@@ -15,7 +15,7 @@ from .errors import ConfigError, PixtransError
 EXTENSIONS = [
     "pixtrans.infer.features",
     "pixtrans.eval.ablation",
-    "pixtrans.eval.gradients",
+    "pixtrans.train.gradstudy",
     "pixtrans.infer.export",
     "pixtrans.infer.importer",
     "pixtrans.web.app",
@@ -148,9 +148,9 @@ def cmd_translate(a) -> None:
 def cmd_bench(a) -> None:
     import torch
 
-    from .bench import bench_model
     from .config import config_from_dict
-    from .models import build_model, presets
+    from .families import build_model, presets
+    from .infer.bench import bench_model
 
     w, h = _size_arg(a.size) if "x" in a.size else (int(a.size), int(a.size))
     if a.threads:

@@ -1,7 +1,7 @@
 """Typed, validated experiment configs: YAML in, errors that name the key.
 
 An experiment config has four sections: ``family`` (which model family), ``data`` (:class:`DataConfig`),
-``model`` (the family's own config class, registered in :mod:`pixtrans.models`) and ``train``
+``model`` (the family's own config class, registered in :mod:`pixtrans.families`) and ``train``
 (:class:`TrainConfig`). Unknown keys and wrong types are :class:`~pixtrans.errors.ConfigError` naming the key.
 """
 
@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import ConfigError
+from .registry import model_config_class
 
 
 class Section(BaseModel):
@@ -114,7 +115,6 @@ class ExperimentConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _family_model(cls, raw: Any):
-        from .models import model_config_class
 
         if isinstance(raw, dict):
             raw = dict(raw)
@@ -175,7 +175,6 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
 
 def config_from_dict(raw: dict, source: str = "") -> ExperimentConfig:
     """Validate a raw dict into an :class:`ExperimentConfig` (errors name the key)."""
-    from .models import model_config_class
 
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping")

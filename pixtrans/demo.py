@@ -20,8 +20,8 @@ def run_demo(
     from .config import load_config
     from .data.synth import generate
     from .eval.evaluate import run_test
+    from .families import build_model
     from .infer.translator import Translator, load
-    from .models import build_model
     from .train.trainer import train
 
     out = Path(out)

@@ -1,6 +1,6 @@
 """GAN losses (vanilla, LSGAN, hinge), discriminator feature matching and the VAE's KL term.
 
-The perceptual VGG loss lives in :mod:`pixtrans.nn.vgg` (it needs pretrained weights).
+The perceptual VGG loss lives in :mod:`pixtrans.layers.vgg` (it needs pretrained weights).
 """
 
 from __future__ import annotations

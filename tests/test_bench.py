@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from pixtrans.bench import bench_model, benchmark
 from pixtrans.config import DataConfig, Section
 from pixtrans.errors import ConfigError
-from pixtrans.models.base import TranslationModel
+from pixtrans.families.base import TranslationModel
+from pixtrans.infer.bench import bench_model, benchmark
 
 FIELDS = {
     "params",

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from pixtrans.checkpoints import save_checkpoint
 from pixtrans.config import config_from_dict
 from pixtrans.errors import ConfigError
+from pixtrans.families import build_model
 from pixtrans.infer.export import ExportFailed, export_onnx
 from pixtrans.infer.translator import load
-from pixtrans.models import build_model
-from pixtrans.train.checkpoint import save_checkpoint
 
 ort = pytest.importorskip("onnxruntime")
 

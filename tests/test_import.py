@@ -19,9 +19,9 @@ import torch
 from pixtrans.cli import main
 from pixtrans.config import config_from_dict
 from pixtrans.errors import CheckpointError, ConfigError
+from pixtrans.families import build_model
 from pixtrans.infer.importer import import_official, read_options, read_weights
 from pixtrans.infer.translator import load
-from pixtrans.models import build_model
 
 NORM = ("weight", "bias", "running_mean", "running_var")
 

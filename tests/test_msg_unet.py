@@ -9,8 +9,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pixtrans.config import DataConfig, config_from_dict
 from pixtrans.errors import ConfigError
-from pixtrans.models import build_model, presets
-from pixtrans.models.msg_unet import MSGUNet, MSGUNetConfig, MSGUNetGenerator, pyramid
+from pixtrans.families import build_model, presets
+from pixtrans.families.msg_unet import MSGUNet, MSGUNetConfig, MSGUNetGenerator, pyramid
 
 DATA = DataConfig(label_nc=5, no_instance=False)  # 5 labels + boundary = 6 input channels
 
@@ -76,7 +76,7 @@ def test_pyramid_reaches_every_encoder_stage():
 
 
 def test_gan_fm_vgg_summed_over_scales_with_their_weights(tmp_path):
-    from pixtrans.nn.vgg import save_random_vgg19
+    from pixtrans.layers.vgg import save_random_vgg19
 
     vgg = save_random_vgg19(tmp_path / "vgg.safetensors", classifier=False)
     x = _batch()

@@ -88,7 +88,7 @@ def test_gradient_study(synth_root, tmp_path):
 def test_ablation_and_gradstudy_refuse_other_families(synth_root, tmp_path):
     from pixtrans.config import load_config
     from pixtrans.errors import ConfigError
-    from pixtrans.eval.gradients import gradient_study
+    from pixtrans.train.gradstudy import gradient_study
 
     cfg = load_config(ROOT / "configs" / "pix2pix_synth.yaml", [f"data.root={synth_root}"])
     with pytest.raises(ConfigError, match="needs an MSG U-Net"):

@@ -8,16 +8,16 @@ from torch import nn
 
 from pixtrans.config import config_from_dict
 from pixtrans.errors import ConfigError
-from pixtrans.models import build_model, presets
-from pixtrans.models.discriminators import (
+from pixtrans.families import build_model, presets
+from pixtrans.families.pix2pix import PRESETS, Pix2Pix, ResnetGenerator, UnetGenerator
+from pixtrans.layers.blocks import conv_bias, count_params, init_weights, norm_layer
+from pixtrans.layers.discriminators import (
     MultiScaleDiscriminator,
     NLayerDiscriminator,
     PixelDiscriminator,
     downsample,
     pix2pixhd_d_keys,
 )
-from pixtrans.models.pix2pix import PRESETS, Pix2Pix, ResnetGenerator, UnetGenerator
-from pixtrans.nn.blocks import conv_bias, count_params, init_weights, norm_layer
 
 
 def meta_count(make) -> int:
@@ -202,7 +202,7 @@ def _pair(seed: int = 0, size: int = 32) -> dict:
 def test_presets_build_official_networks(monkeypatch):
     assert set(PRESETS) == {"unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"}
     assert set(PRESETS) <= set(presets())
-    monkeypatch.setattr("pixtrans.models.pix2pix.init_weights", lambda m, *a: m)  # counts only; init is slow on meta
+    monkeypatch.setattr("pixtrans.families.pix2pix.family.init_weights", lambda m, *a: m)  # counts only; init is slow on meta
     with torch.device("meta"):
         model = build_model(config_from_dict(PRESETS["unet_256"]))
     assert isinstance(model, Pix2Pix)

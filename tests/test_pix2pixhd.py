@@ -9,11 +9,11 @@ import torch
 from pixtrans.config import DataConfig, TrainConfig, config_from_dict
 from pixtrans.data.labels import boundary_map
 from pixtrans.errors import CheckpointError, ConfigError, WeightsMissingError
+from pixtrans.families import build_model, presets
+from pixtrans.families.pix2pixhd import Encoder, GlobalGenerator, LocalEnhancer, Pix2PixHD, Pix2PixHDConfig
 from pixtrans.infer.features import instance_features, kmeans_centres
-from pixtrans.models import build_model, presets
-from pixtrans.models.pix2pixhd import Encoder, GlobalGenerator, LocalEnhancer, Pix2PixHD, Pix2PixHDConfig
-from pixtrans.nn.blocks import count_params
-from pixtrans.nn.instance_pool import instance_mean_pool, instance_mean_pool_reference, instance_means
+from pixtrans.layers.blocks import count_params
+from pixtrans.layers.instance_pool import instance_mean_pool, instance_mean_pool_reference, instance_means
 
 TINY = dict(ngf=8, n_downsample_global=2, n_blocks_global=1, n_blocks_local=1, ndf=8, num_D=2, nef=4, n_downsample_E=2)
 
@@ -167,7 +167,7 @@ def test_losses_and_feature_matching_zero_for_identical_images():
 
 
 def test_vgg_loss_from_a_generated_weights_file(tmp_path, monkeypatch):
-    from pixtrans.nn.vgg import save_random_vgg19
+    from pixtrans.layers.vgg import save_random_vgg19
 
     path = save_random_vgg19(tmp_path / "vgg19.pth", classifier=False)
     raw = {

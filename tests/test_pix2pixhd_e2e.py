@@ -13,8 +13,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import pixtrans
+from pixtrans.checkpoints import resolve_checkpoint
 from pixtrans.cli import main
-from pixtrans.train.checkpoint import resolve_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG1 = str(ROOT / "configs" / "pix2pixhd_synth.yaml")

@@ -11,15 +11,15 @@ from torch import nn
 
 from pixtrans.config import TrainConfig, config_from_dict, load_config
 from pixtrans.errors import ConfigError
-from pixtrans.models import build_model, presets
-from pixtrans.models.spade import (
+from pixtrans.families import build_model, presets
+from pixtrans.families.spade import (
     PRESETS,
     ConvEncoder,
     SPADEGenerator,
     SPADENLayerDiscriminator,
     official_state_dict,
 )
-from pixtrans.nn.spade import SPADE, SPADEResnetBlock, SyncBatchNorm2d
+from pixtrans.layers.spade import SPADE, SPADEResnetBlock, SyncBatchNorm2d
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"ngf": 8, "ndf": 8, "z_dim": 16, "spade_nhidden": 16, "no_vgg_loss": True}

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pixtrans.checkpoints import resolve_checkpoint
 from pixtrans.config import load_config
 from pixtrans.errors import PixtransError
-from pixtrans.train.checkpoint import resolve_checkpoint
 from pixtrans.train.schedules import make_scheduler
 from pixtrans.train.trainer import Trainer, train
 

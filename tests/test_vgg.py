@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from pixtrans.errors import CheckpointError, WeightsMissingError
-from pixtrans.nn import vgg as vggmod
-from pixtrans.nn.vgg import VGG19_URL, VGG19Features, VGGLoss, load_vgg19, save_random_vgg19
+from pixtrans.layers import vgg as vggmod
+from pixtrans.layers.vgg import VGG19_URL, VGG19Features, VGGLoss, load_vgg19, save_random_vgg19
 
 # torchvision vgg19: conv layers sit at these indices of `features` (structure, not a result)
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]

@@ -18,10 +18,10 @@ from PIL import Image
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from pixtrans.checkpoints import save_checkpoint  # noqa: E402
 from pixtrans.config import load_config  # noqa: E402
 from pixtrans.data.datasets import dataset_info  # noqa: E402
-from pixtrans.models import build_model  # noqa: E402
-from pixtrans.train.checkpoint import save_checkpoint  # noqa: E402
+from pixtrans.families import build_model  # noqa: E402
 from pixtrans.web.app import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from ..config import ExperimentConfig
 from ..data.datasets import build_dataset, dataset_info
 from ..errors import PixtransError
-from ..models.base import TranslationModel
+from ..families.base import TranslationModel
 
 
 def _test_loader(cfg: ExperimentConfig, max_items: int = 0, require_target: bool = False) -> DataLoader:

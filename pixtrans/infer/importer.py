@@ -408,7 +408,7 @@ def _hd_d_grouped(state: dict[str, Tensor], n_layers: int) -> dict[str, Tensor]:
 
 def _map_pix2pixhd(G: dict, D: dict | None, E: dict | None, num_D: int, n_layers: int) -> dict[str, dict]:
     """Official pix2pixHD networks -> our ``G`` / ``E`` (same keys) and ``D`` (renamed, regrouped)."""
-    from ..models.discriminators import pix2pixhd_d_keys
+    from ..layers.discriminators import pix2pixhd_d_keys
 
     parts = _map_prefix(G, None, E)
     if D is not None:
@@ -637,9 +637,9 @@ def import_official(
     beside the generator) or ``None``. ``overrides`` (``key=value``) and ``config`` (YAML) take precedence over
     everything read from the files.
     """
+    from ..checkpoints import save_checkpoint
     from ..data.palettes import class_info
-    from ..models import build_model
-    from ..train.checkpoint import save_checkpoint
+    from ..families import build_model
 
     if family not in FAMILIES:
         raise ConfigError(f"import: unknown family {family!r}; choose one of {', '.join(FAMILIES)}")

@@ -17,13 +17,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ..checkpoints import load_checkpoint_files
 from ..config import DataConfig, ExperimentConfig
 from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
 from ..errors import CheckpointError, DataError
-from ..models import build_model
-from ..models.base import Translation, TranslationModel
-from ..train.checkpoint import load_checkpoint_files
+from ..families import build_model
+from ..families.base import Translation, TranslationModel
 
 ImageLike = str | Path | Image.Image | np.ndarray | Tensor
 

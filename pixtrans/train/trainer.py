@@ -21,13 +21,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from ..checkpoints import LATEST, load_checkpoint_files, load_train_state, resolve_checkpoint, save_checkpoint
 from ..config import ExperimentConfig, save_config
 from ..data.datasets import build_dataset, dataset_info
 from ..errors import ConfigError, PixtransError
-from ..models import build_model
-from ..models.base import TranslationModel
+from ..families import build_model
+from ..families.base import TranslationModel
 from . import distributed as dist
-from .checkpoint import LATEST, load_checkpoint_files, load_train_state, resolve_checkpoint, save_checkpoint
 from .schedules import is_plateau, make_scheduler
 
 

@@ -260,7 +260,7 @@ class BodyLimit:
 # ---------------------------------------------------------------------------- the app
 def default_ratings_path(checkpoint: str | Path) -> Path:
     """``ratings.sqlite`` in the run folder of ``checkpoint`` (or beside a bare checkpoint folder)."""
-    from ..train.checkpoint import resolve_checkpoint
+    from ..checkpoints import resolve_checkpoint
 
     ck = resolve_checkpoint(checkpoint)
     run = ck.parent.parent if ck.parent.name == "checkpoints" else ck

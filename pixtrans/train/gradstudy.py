@@ -75,7 +75,7 @@ class GradientRecorder:
 
 
 def _train_variant(cfg: ExperimentConfig, out: Path, collect: int) -> tuple[dict[str, Tensor], list[str]]:
-    from ..train.trainer import Trainer
+    from .trainer import Trainer
 
     trainer = Trainer(cfg, out)
     layers = encoder_convs(trainer.model.G)

@@ -16,119 +16,20 @@ global generator + local enhancer at the same output size (see benchmarks/effici
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import model_validator
 from torch import Tensor, nn
 
-from ..config import DataConfig, Section
-from ..losses import GANLoss, feature_matching_loss
-from ..nn.blocks import NormKind, conv_bias, init_weights, norm_layer
-from .base import TranslationModel
-from .discriminators import NLayerDiscriminator
-
-VGG_MIN_SIZE = 16  # VGG19 pools 4 times before relu5_1: smaller scales get no perceptual loss
-
-
-def downsample(x: Tensor) -> Tensor:
-    """The pyramid's 2x downsampling (2x2 average = area resize for even sizes)."""
-    return F.avg_pool2d(x, 2)
+from ...config import DataConfig, Section
+from ...layers.blocks import NormKind, init_weights
+from ...layers.discriminators import NLayerDiscriminator
+from ...losses import GANLoss, feature_matching_loss
+from ..base import TranslationModel
+from .networks import VGG_MIN_SIZE, MSGUNetGenerator, pyramid
 
 
-def pyramid(x: Tensor, n: int) -> list[Tensor]:
-    """``x`` at ``n`` scales, coarse to fine (the last is ``x`` itself)."""
-    out = [x]
-    for _ in range(n - 1):
-        out.append(downsample(out[-1]))
-    return out[::-1]
-
-
-def _block(cin: int, cout: int, k: int, stride: int, norm: NormKind, transposed: bool = False) -> nn.Sequential:
-    """conv (or transposed conv) -> norm -> LeakyReLU(0.2); 'same' padding for stride 1, exact 2x for stride 2."""
-    conv_cls = nn.ConvTranspose2d if transposed else nn.Conv2d
-    pad = 1 if stride == 2 else k // 2
-    conv = conv_cls(cin, cout, k, stride, pad, bias=conv_bias(norm))
-    return nn.Sequential(conv, norm_layer(norm)(cout), nn.LeakyReLU(0.2, True))
-
-
-class MSGUNetGenerator(nn.Module):
-    """The multi-scale-gradient U-Net. ``forward(x) -> list[Tensor]``: one image per pyramid scale, coarse to fine
-    (only the full-resolution one with ``intermediate_outputs=False``).
-
-    Level ``l`` (0 = full resolution) has width ``min(ngf * 2**l, max_ch)``; levels ``1 .. n_scales-1`` take the
-    resized source, levels up to ``n_scales - 1 + n_extra_down`` (the bottleneck) do not. Inputs must have sides
-    divisible by ``2 ** (n_scales - 1 + n_extra_down)`` (:attr:`size_multiple`).
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int = 3,
-        ngf: int = 16,
-        n_scales: int = 5,
-        n_extra_down: int = 4,
-        max_ch: int = 512,
-        norm: NormKind = "instance",
-        skip: Literal["add", "cat"] = "add",
-        intermediate_outputs: bool = True,
-    ):
-        super().__init__()
-        if min(in_ch, out_ch, ngf, n_scales) < 1 or n_extra_down < 0 or max_ch < ngf:
-            raise ValueError("MSGUNetGenerator: in_ch, out_ch, ngf, n_scales >= 1, n_extra_down >= 0, max_ch >= ngf")
-        if n_scales + n_extra_down < 2:
-            raise ValueError("MSGUNetGenerator: needs at least one downsampling (n_scales + n_extra_down >= 2)")
-        if skip not in ("add", "cat"):
-            raise ValueError(f"MSGUNetGenerator: skip must be 'add' or 'cat', not {skip!r}")
-        self.n_scales, self.n_levels, self.skip = n_scales, n_scales - 1 + n_extra_down, skip
-        w = self.widths = [min(ngf * 2**level, max_ch) for level in range(self.n_levels + 1)]
-        self.stem = nn.Sequential(_block(in_ch, w[0], 3, 1, norm), _block(w[0], w[0], 3, 1, norm))
-        self.down = nn.ModuleList(_block(w[i], w[i + 1], 4, 2, norm) for i in range(self.n_levels))
-        self.merge = nn.ModuleList(_block(w[i] + in_ch, w[i], 1, 1, norm) for i in range(1, n_scales))
-        # up[l] / fuse[l] produce level l (from level l + 1); to_rgb[l] is the output branch of level l
-        self.up = nn.ModuleList(_block(w[i + 1], w[i], 4, 2, norm, transposed=True) for i in range(self.n_levels))
-        k = 2 if skip == "cat" else 1
-        self.fuse = nn.ModuleList(_block(k * w[i], w[i], 3, 1, norm) for i in range(self.n_levels))
-        n_out = n_scales if intermediate_outputs else 1
-        self.to_rgb = nn.ModuleList(nn.Sequential(nn.Conv2d(w[i], out_ch, 1), nn.Tanh()) for i in range(n_out))
-
-    @property
-    def size_multiple(self) -> int:
-        return 2**self.n_levels
-
-    def forward(self, x: Tensor, sources: Sequence[Tensor] | None = None) -> list[Tensor]:
-        """``sources``: the input pyramid, coarse to fine (``n_scales`` tensors, the last = ``x``); by default
-        ``x`` is average-pooled per scale. Passing it explicitly lets callers perturb or differentiate each scale."""
-        if sources is not None and len(sources) != self.n_scales:
-            raise ValueError(f"MSGUNetGenerator: expected {self.n_scales} source scales, got {len(sources)}")
-        src = x if sources is None else sources[-1]
-        h = self.stem(src)
-        skips = []
-        for level, down in enumerate(self.down, 1):
-            skips.append(h)
-            h = down(h)
-            if level < self.n_scales:
-                src = downsample(src) if sources is None else sources[-1 - level]
-                h = torch.cat([h, src], 1)
-                h = self.merge[level - 1](h)
-        outs = []
-        for level in range(self.n_levels - 1, -1, -1):
-            # one name for the running tensor, so that inference frees each level's inputs as soon as it can
-            h = self._join(self.up[level](h), skips.pop())
-            h = self.fuse[level](h)
-            if level < len(self.to_rgb):
-                outs.append(self.to_rgb[level](h))
-        return outs
-
-    def _join(self, up: Tensor, skip: Tensor) -> Tensor:
-        if self.skip == "cat":
-            return torch.cat([up, skip], 1)
-        return up.add_(skip) if not torch.is_grad_enabled() else up + skip  # in place only without autograd
-
-
-# ---------------------------------------------------------------------------------------------------- family
 class MSGUNetConfig(Section):
     """MSG U-Net settings: generator shape, per-scale PatchGANs and the loss weights of seed 000 eq. (1)."""
 
@@ -173,8 +74,8 @@ class MSGUNet(TranslationModel):
     family = "msg_unet"
     Config = MSGUNetConfig
 
-    def __init__(self, cfg: MSGUNetConfig, data: DataConfig):
-        super().__init__(cfg, data)
+    def __init__(self, cfg: MSGUNetConfig, data: DataConfig, inference: bool = False):
+        super().__init__(cfg, data, inference)
         sem = data.semantic_nc
         self.G = MSGUNetGenerator(
             sem,
@@ -187,6 +88,10 @@ class MSGUNet(TranslationModel):
             cfg.skip,
             cfg.intermediate_outputs,
         )
+        init_weights(self.G, cfg.init, 0.02)
+        self.vgg_loss: nn.Module | None = None  # built on first use: inference and bench need no VGG weights
+        if inference:
+            return
         n_d = cfg.n_scales if cfg.intermediate_outputs else 1
         self.D = nn.ModuleList(
             NLayerDiscriminator(
@@ -194,10 +99,8 @@ class MSGUNet(TranslationModel):
             )
             for _ in range(n_d)
         )
-        init_weights(self.G, cfg.init, 0.02)
         init_weights(self.D, cfg.init, 0.02)
         self.gan_loss = GANLoss(cfg.gan_mode, scale_reduction="sum")
-        self.vgg_loss: nn.Module | None = None  # built on first use: inference and bench need no VGG weights
 
     @property
     def size_multiple(self) -> int:
@@ -223,7 +126,7 @@ class MSGUNet(TranslationModel):
 
     def _vgg(self) -> nn.Module:
         if self.vgg_loss is None:
-            from ..nn.vgg import VGGLoss
+            from ...layers.vgg import VGGLoss
 
             # seed 000 eq. (1): every VGG layer's mean L1 counts equally
             self.vgg_loss = VGGLoss(self.cfg.vgg_weights or None, layer_weights=(1.0,) * 5).to(self.device)
@@ -272,26 +175,3 @@ class FullResolution(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.G(x)[-1]
-
-
-def _preset(data: dict, **model) -> dict:
-    return {"family": "msg_unet", "data": data, "model": model}
-
-
-# Cityscapes-style input: 35 labels + instance boundary = 36 channels, as pix2pixhd_local.
-_CITYSCAPES = {
-    "layout": "cityscapes",
-    "label_nc": 35,
-    "no_instance": False,
-    "preprocess": "scale_width",
-    "load_size": 2048,
-    "crop_size": 2048,
-}
-PRESETS: dict[str, dict] = {
-    # the paper's 5-scale setting: outputs 128x64 ... 2048x1024, bottleneck 8x4
-    "msg_unet": _preset(_CITYSCAPES, n_scales=5, n_extra_down=4),
-    # the paper's 4-scale setting for 512x512 (NYU, maps): outputs 64 ... 512, bottleneck 4x4
-    "msg_unet_4scale": _preset(
-        {**_CITYSCAPES, "preprocess": "resize_and_crop", "load_size": 512, "crop_size": 512}, n_scales=4, n_extra_down=4
-    ),
-}

@@ -20,237 +20,23 @@ import hashlib
 import secrets
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import model_validator
 from torch import Tensor, nn
-from torch.nn.utils import spectral_norm
 
-from ..config import DataConfig, Section, TrainConfig
-from ..errors import ConfigError, DataError
-from ..losses import GANLoss, GanMode, feature_matching_loss, kl_loss
-from ..nn.blocks import InitKind, init_weights
-from ..nn.spade import ParamFreeNorm, SPADEResnetBlock, SyncBatchNorm2d
-from .base import OptimGroup, Translation, TranslationModel
-from .discriminators import MultiScaleDiscriminator
-
-UpLayers = Literal["normal", "more", "most"]
-NUM_UP = {"normal": 5, "more": 6, "most": 7}
-DNorm = Literal["instance", "batch", "sync_batch", "none"]
+from ...config import DataConfig, Section, TrainConfig
+from ...errors import ConfigError, DataError
+from ...layers.blocks import InitKind, init_weights
+from ...layers.discriminators import MultiScaleDiscriminator
+from ...layers.spade import ParamFreeNorm
+from ...losses import GANLoss, GanMode, feature_matching_loss, kl_loss
+from ..base import OptimGroup, Translation, TranslationModel
+from .networks import ConvEncoder, DNorm, SPADEGenerator, SPADENLayerDiscriminator, UpLayers, reparameterize
 
 
-# ---------------------------------------------------------------------------------------------- generator
-class SPADEGenerator(nn.Module):
-    """``fc`` (3x3 conv on the downsampled segmap, or ``Linear(z)`` with the VAE) at 1/2^k resolution, then
-    ``head_0``, ``G_middle_0/1`` and ``up_0..up_3`` (+ ``up_4`` for 'most') SPADE ResBlks with 2x nearest upsampling,
-    leaky ReLU, ``conv_img`` and tanh. ``k`` = 5 / 6 / 7 for ``num_upsampling_layers`` normal / more / most.
-
-    ``crop_size`` (width) and ``aspect_ratio`` (width / height) of the training crops size the VAE's ``fc``
-    (official: ``sw = crop_size / 2^k``, ``sh = round(sw / aspect_ratio)``); without the VAE they do not matter.
-    """
-
-    def __init__(
-        self,
-        semantic_nc: int,
-        ngf: int = 64,
-        z_dim: int = 256,
-        use_vae: bool = False,
-        num_upsampling_layers: UpLayers = "normal",
-        crop_size: int = 256,
-        aspect_ratio: float = 1.0,
-        param_free: ParamFreeNorm = "sync_batch",
-        spectral: bool = True,
-        spade_ks: int = 3,
-        spade_nhidden: int = 128,
-        output_nc: int = 3,
-    ):
-        super().__init__()
-        # the arguments that rebuild this generator (see fold_spectral_norm)
-        self.init_args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        if num_upsampling_layers not in NUM_UP:
-            raise ValueError(f"num_upsampling_layers must be one of {', '.join(NUM_UP)}, not {num_upsampling_layers!r}")
-        self.n_up = NUM_UP[num_upsampling_layers]
-        self.ngf, self.z_dim, self.use_vae = ngf, z_dim, use_vae
-        self.sw = crop_size // 2**self.n_up
-        self.sh = round(self.sw / aspect_ratio)
-        nf = ngf
-        if use_vae:
-            if self.sw < 1 or self.sh < 1:
-                raise ValueError(
-                    f"crop_size {crop_size} with aspect_ratio {aspect_ratio} is too small for the VAE generator's "
-                    f"{self.n_up} upsamplings: it needs crop_size >= {2**self.n_up} and a start map of >= 1 row"
-                )
-            self.fc = nn.Linear(z_dim, 16 * nf * self.sw * self.sh)
-        else:
-            self.fc = nn.Conv2d(semantic_nc, 16 * nf, 3, padding=1)
-        block = partial(
-            SPADEResnetBlock,
-            label_nc=semantic_nc,
-            spectral=spectral,
-            param_free=param_free,
-            ks=spade_ks,
-            nhidden=spade_nhidden,
-        )
-        self.head_0 = block(16 * nf, 16 * nf)
-        self.G_middle_0 = block(16 * nf, 16 * nf)
-        self.G_middle_1 = block(16 * nf, 16 * nf)
-        self.up_0 = block(16 * nf, 8 * nf)
-        self.up_1 = block(8 * nf, 4 * nf)
-        self.up_2 = block(4 * nf, 2 * nf)
-        self.up_3 = block(2 * nf, nf)
-        final_nc = nf
-        if self.n_up == 7:
-            self.up_4 = block(nf, nf // 2)
-            final_nc = nf // 2
-        self.conv_img = nn.Conv2d(final_nc, output_nc, 3, padding=1)
-
-    @property
-    def size_multiple(self) -> int:
-        return 2**self.n_up
-
-    def fold_spectral_norm(self) -> SPADEGenerator:
-        """An inference copy without spectral-norm hooks: each weight divided once by the sigma of its stored
-        ``u``, ``v`` (what eval mode recomputes on every call), so outputs match this generator in eval mode.
-
-        Built on the meta device and filled with (shared, not copied) tensors, so it is cheap; the copy must not
-        be trained, and ``self`` keeps its spectral norm.
-        """
-        state = self.state_dict()
-        folded = {}
-        for k, v in state.items():
-            if k.endswith(("weight_u", "weight_v")):
-                continue
-            if k.endswith("weight_orig"):
-                pre = k[: -len("weight_orig")]
-                u, vv = state[pre + "weight_u"], state[pre + "weight_v"]
-                sigma = torch.dot(u, torch.mv(v.reshape(v.shape[0], -1), vv))
-                folded[pre + "weight"] = v / sigma
-            else:
-                folded[k] = v
-        with torch.device("meta"):
-            g = SPADEGenerator(**{**self.init_args, "spectral": False})
-        g.load_state_dict(folded, assign=True)
-        return g.train(self.training)
-
-    def _start(self, seg: Tensor, z: Tensor | None) -> Tensor:
-        h, w = seg.shape[-2:]
-        m = self.size_multiple
-        if h % m or w % m:
-            raise ValueError(
-                f"SPADE generator: input {w}x{h} must have sides that are multiples of {m} "
-                f"(num_upsampling_layers gives {self.n_up} upsamplings); pad or resize it (the translator pads)"
-            )
-        sh, sw = h // m, w // m
-        if not self.use_vae:
-            return self.fc(F.interpolate(seg, size=(sh, sw), mode="nearest"))
-        if z is None:
-            z = torch.randn(seg.shape[0], self.z_dim, device=seg.device, dtype=seg.dtype)
-        if z.shape[0] != seg.shape[0]:
-            z = z.expand(seg.shape[0], -1)
-        x = self.fc(z).view(-1, 16 * self.ngf, self.sh, self.sw)
-        if (sh, sw) != (self.sh, self.sw):  # another size than the training crop: resize the start map
-            x = F.interpolate(x, size=(sh, sw), mode="nearest")
-        return x
-
-    def forward(self, seg: Tensor, z: Tensor | None = None) -> Tensor:
-        x = self.head_0(self._start(seg, z), seg)
-        x = self.G_middle_0(_up(x), seg)
-        if self.n_up >= 6:
-            x = _up(x)
-        x = self.G_middle_1(x, seg)
-        for name in ("up_0", "up_1", "up_2", "up_3", "up_4")[: 4 + (self.n_up == 7)]:
-            x = getattr(self, name)(_up(x), seg)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
-
-
-def _up(x: Tensor) -> Tensor:
-    return F.interpolate(x, scale_factor=2.0, mode="nearest")
-
-
-# ---------------------------------------------------------------------------------------------- encoder
-def _sn_conv_norm(conv: nn.Conv2d, norm: DNorm, spectral: bool = True) -> nn.Module:
-    """Official ``get_nonspade_norm_layer``: spectral norm on ``conv``; with a norm, ``Sequential(conv, norm)`` and
-    the conv without bias (the norm makes it redundant)."""
-    if norm != "none":
-        conv = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
-    if spectral:
-        conv = spectral_norm(conv)
-    if norm == "none":
-        return conv
-    c = conv.out_channels
-    layer = {
-        "instance": lambda: nn.InstanceNorm2d(c, affine=False),
-        "batch": lambda: nn.BatchNorm2d(c, affine=True),
-        "sync_batch": lambda: SyncBatchNorm2d(c, affine=True),
-    }[norm]()
-    return nn.Sequential(conv, layer)
-
-
-class ConvEncoder(nn.Module):
-    """VAE style encoder: the photo resized to 256x256, six 3x3 stride-2 convs (ngf .. 8 ngf, spectral + instance
-    norm, leaky ReLU 0.2) down to 4x4, then ``fc_mu`` / ``fc_var`` to ``z_dim``. Returns ``(mu, logvar)``.
-
-    (The official code drops ``layer6`` for crops under 256 px, which then cannot run because the input is
-    always resized to 256; we always keep it.)
-    """
-
-    def __init__(self, ngf: int = 64, z_dim: int = 256, in_ch: int = 3):
-        super().__init__()
-        chans = [in_ch, ngf, ngf * 2, ngf * 4, ngf * 8, ngf * 8, ngf * 8]
-        for i in range(6):
-            self.add_module(f"layer{i + 1}", _sn_conv_norm(nn.Conv2d(chans[i], chans[i + 1], 3, 2, 1), "instance"))
-        self.fc_mu = nn.Linear(ngf * 8 * 4 * 4, z_dim)
-        self.fc_var = nn.Linear(ngf * 8 * 4 * 4, z_dim)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        if x.shape[-2:] != (256, 256):
-            x = F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)
-        for i in range(6):
-            x = F.leaky_relu(getattr(self, f"layer{i + 1}")(x), 0.2)
-        x = x.flatten(1)
-        return self.fc_mu(x), self.fc_var(x)
-
-
-def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
-    """``mu + eps * exp(logvar / 2)`` with ``eps ~ N(0, I)``."""
-    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-
-
-# ---------------------------------------------------------------------------------------------- discriminator
-class SPADENLayerDiscriminator(nn.Module):
-    """One scale of the SPADE discriminator: 4x4 convs (padding 2), widths ndf .. min(ndf 2^n, 512), stride 2
-    except the last hidden conv and the 1-channel output conv; returns every block's output (the last = logits).
-
-    Blocks are ``model0`` .. ``model{n_layers}`` as official; the hidden convs get spectral norm + ``norm``.
-    """
-
-    def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 4, norm: DNorm = "instance", spectral: bool = True):
-        super().__init__()
-        if in_ch < 1 or ndf < 1 or n_layers < 1:
-            raise ValueError("SPADENLayerDiscriminator: in_ch, ndf and n_layers must be >= 1")
-        self.n_blocks = n_layers + 1
-        nf = ndf
-        self.model0 = nn.Sequential(nn.Conv2d(in_ch, nf, 4, 2, 2), nn.LeakyReLU(0.2))
-        for n in range(1, n_layers):
-            nf_prev, nf = nf, min(nf * 2, 512)
-            stride = 1 if n == n_layers - 1 else 2
-            conv = _sn_conv_norm(nn.Conv2d(nf_prev, nf, 4, stride, 2), norm, spectral)
-            self.add_module(f"model{n}", nn.Sequential(conv, nn.LeakyReLU(0.2)))
-        self.add_module(f"model{n_layers}", nn.Sequential(nn.Conv2d(nf, 1, 4, 1, 2)))
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        feats = []
-        for n in range(self.n_blocks):
-            x = getattr(self, f"model{n}")(x)
-            feats.append(x)
-        return feats
-
-
-# ---------------------------------------------------------------------------------------------- family
-class Config(Section):
+class SPADEConfig(Section):
     """SPADE model settings (defaults: the official Cityscapes/COCO recipe)."""
 
     ngf: int = 64
@@ -308,10 +94,10 @@ class SPADE(TranslationModel):
     """
 
     family = "spade"
-    Config = Config
+    Config = SPADEConfig
 
-    def __init__(self, cfg: Config, data: DataConfig):
-        super().__init__(cfg, data)
+    def __init__(self, cfg: SPADEConfig, data: DataConfig, inference: bool = False):
+        super().__init__(cfg, data, inference)
         sem = self.in_channels
         self.G = SPADEGenerator(
             sem,
@@ -328,13 +114,15 @@ class SPADE(TranslationModel):
             output_nc=data.output_nc,
         )
         d_in = sem + data.output_nc
-        make_d = partial(SPADENLayerDiscriminator, d_in, cfg.ndf, cfg.n_layers_D, cfg.norm_D, cfg.spectral_D)
-        self.D = MultiScaleDiscriminator(make_d, cfg.num_D)
+        if not inference:
+            make_d = partial(SPADENLayerDiscriminator, d_in, cfg.ndf, cfg.n_layers_D, cfg.norm_D, cfg.spectral_D)
+            self.D = MultiScaleDiscriminator(make_d, cfg.num_D)
         self.E = ConvEncoder(cfg.ngf, cfg.z_dim, data.output_nc) if cfg.use_vae else None
         for net in (self.G, self.D, self.E):
             if net is not None:
                 init_weights(net, cfg.init_type, cfg.init_gain)
-        self.gan_loss = GANLoss(cfg.gan_mode)
+        if not inference:
+            self.gan_loss = GANLoss(cfg.gan_mode)
         self.vgg_loss: nn.Module | None = None  # built on first use (needs weights; not needed for inference)
 
     @property
@@ -366,7 +154,7 @@ class SPADE(TranslationModel):
 
     def _vgg(self) -> nn.Module:
         if self.vgg_loss is None:
-            from ..nn.vgg import VGGLoss
+            from ...layers.vgg import VGGLoss
 
             self.vgg_loss = VGGLoss(self.cfg.vgg_weights).to(self.device)
         return self.vgg_loss
@@ -391,7 +179,7 @@ class SPADE(TranslationModel):
         }
 
     def optim_groups(self, train: TrainConfig) -> dict[str, OptimGroup]:
-        """TTUR (see :class:`Config`): G and E share one Adam, D has its own."""
+        """TTUR (see :class:`SPADEConfig`): G and E share one Adam, D has its own."""
         if train.lr_D is None and self.cfg.ttur:
             lr_g, lr_d = train.lr / 2, train.lr * 2
         else:
@@ -467,23 +255,6 @@ class _ExportG(nn.Module):
         return self.G(inp.contiguous(memory_format=torch.channels_last), z)
 
 
-def official_state_dict(
-    netG: dict[str, Tensor], netE: dict[str, Tensor] | None = None, netD: dict[str, Tensor] | None = None
-) -> dict[str, Tensor]:
-    """Official NVlabs/SPADE ``*_net_G.pth`` / ``_net_E.pth`` / ``_net_D.pth`` state dicts -> :class:`SPADE` keys.
-
-    The layouts are the same, so this only adds the ``G.``/``E.``/``D.`` prefixes (dropping a DataParallel
-    ``module.`` prefix). Old checkpoints without batch-norm ``num_batches_tracked`` get zeros for it.
-    """
-    out: dict[str, Tensor] = {}
-    for prefix, state in (("G.", netG), ("E.", netE), ("D.", netD)):
-        for k, v in (state or {}).items():
-            out[prefix + k.removeprefix("module.")] = v
-    for k in [k for k in out if k.endswith(".running_mean")]:
-        out.setdefault(k[: -len("running_mean")] + "num_batches_tracked", torch.zeros((), dtype=torch.long))
-    return out
-
-
 def _target(x: dict) -> Tensor:
     if "target" not in x:
         raise DataError("<batch>", "SPADE training needs the target photo", "use a dataset split with photos")
@@ -522,26 +293,3 @@ def _reference_tensor(ref, name: str | None) -> tuple[Tensor, str]:
 
 
 # ---------------------------------------------------------------------------------------------- presets
-_TTUR = {"lr": 1e-4, "lr_D": 4e-4, "beta1": 0.0, "beta2": 0.9, "lr_policy": "linear"}
-# Cityscapes 512x256 (official preprocess 'fixed'): 35 labelIds + instance boundary = 36 semantic channels
-_CITY = {"layout": "cityscapes", "label_nc": 35, "no_instance": False, "preprocess": "scale_width",
-         "load_size": 512, "crop_size": 512}  # fmt: skip
-_SQUARE = {"preprocess": "resize_and_crop", "load_size": 286, "crop_size": 256}
-
-
-def _preset(data: dict, **model) -> dict:
-    return {"family": "spade", "data": dict(data), "model": model, "train": dict(_TTUR)}
-
-
-PRESETS: dict[str, dict] = {
-    "spade_cityscapes": _preset(_CITY, aspect_ratio=2.0),  # G: 93,048,003 params (official)
-    "spade_cityscapes_vae": _preset(_CITY, aspect_ratio=2.0, use_vae=True),  # G: 126,400,707 params
-    # COCO-Stuff: 182 classes + don't-care + instance boundary = 184 channels
-    "spade_coco": _preset(
-        {"layout": "coco", "label_nc": 182, "contain_dontcare": True, "no_instance": False, **_SQUARE}
-    ),
-    # ADE20K: 150 classes + don't-care, no instances = 151 channels
-    "spade_ade20k": _preset(
-        {"layout": "ade20k", "label_nc": 150, "contain_dontcare": True, "no_instance": True, **_SQUARE}
-    ),
-}

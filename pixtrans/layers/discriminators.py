@@ -18,7 +18,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn.blocks import NormKind, conv_bias, norm_layer
+from ..layers.blocks import NormKind, conv_bias, norm_layer
 
 
 def _run_groups(groups: list[nn.Module], x: Tensor) -> list[Tensor]:

@@ -52,10 +52,12 @@ class TranslationModel(nn.Module):
     # state_dict prefixes that are not saved (frozen pretrained helpers such as the VGG19 of the perceptual loss)
     transient_prefixes: ClassVar[tuple[str, ...]] = ("vgg_loss.",)
 
-    def __init__(self, cfg: Section, data: DataConfig):
+    def __init__(self, cfg: Section, data: DataConfig, inference: bool = False):
         super().__init__()
         self.cfg = cfg
         self.data_cfg = data
+        self.inference = inference  # True: generator side only (no discriminator, no losses)
+        self.D: nn.Module | None = None
 
     # ---------------------------------------------------------------- properties
     @property

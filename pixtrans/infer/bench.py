@@ -30,7 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 FLOPS_CONVENTION = "FlopCounterMode: one multiply-add = 2 FLOPs (gmacs = gflops / 2); bias and activations not counted"
 MB = 1024**2
@@ -216,7 +216,7 @@ def benchmark(
 def random_input(model, width: int, height: int, batch: int = 1, seed: int = 0) -> Tensor:
     """A float input of shape (batch, model.in_channels, H, W): a blocky one-hot label map (+ boundary map)
     for label models, uniform noise in [-1, 1] for image models."""
-    from .data.labels import boundary_map, one_hot
+    from ..data.labels import boundary_map, one_hot
 
     g = torch.Generator().manual_seed(seed)
     data = model.data_cfg

@@ -3,7 +3,7 @@ boundary maps and an instance-wise feature encoder whose K-means clusters give d
 
 Layer structure and state-dict keys follow the official NVIDIA/pix2pixHD networks (``G.model.<i>``,
 ``G.model<n>_1/_2``, ``E.model.<i>``): official ``netG``/``netE`` weights load with a ``G.``/``E.`` prefix, ``netD``
-through :func:`pixtrans.models.discriminators.pix2pixhd_d_keys`.
+through :func:`pixtrans.layers.discriminators.pix2pixhd_d_keys`.
 
 Widths: ``ngf`` is the width of the *global* generator; local enhancer ``n`` (1 = coarsest) uses ``ngf / 2**n``,
 so ``netG: local, ngf: 64`` is the official ``--netG local --ngf 32``, and a stage-1 (global) checkpoint with the
@@ -18,158 +18,18 @@ import torch
 from pydantic import model_validator
 from torch import Tensor, nn
 
-from ..config import DataConfig, Section, TrainConfig
-from ..errors import CheckpointError, ConfigError
-from ..losses import GANLoss, feature_matching_loss
-from ..nn.blocks import init_weights, norm_layer
-from ..nn.instance_pool import instance_mean_pool, instance_means
-from .base import OptimGroup, Translation, TranslationModel
-from .discriminators import MultiScaleDiscriminator, NLayerDiscriminator
+from ...config import DataConfig, Section, TrainConfig
+from ...errors import CheckpointError, ConfigError
+from ...layers.blocks import init_weights
+from ...layers.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
+from ...layers.instance_pool import instance_means
+from ...losses import GANLoss, feature_matching_loss
+from ..base import OptimGroup, Translation, TranslationModel
+from .networks import Encoder, GlobalGenerator, LocalEnhancer, Padding
 
-Padding = Literal["reflect", "replicate", "zero"]
 STYLE_KEYS = ("cluster", "clusters", "instances", "features", "reference", "features_from", "seed")
 
 
-# ---------------------------------------------------------------------------------------------------- networks
-def _pad(padding: Padding, width: int) -> list[nn.Module]:
-    if padding == "reflect":
-        return [nn.ReflectionPad2d(width)]
-    if padding == "replicate":
-        return [nn.ReplicationPad2d(width)]
-    if padding == "zero":
-        return []
-    raise ValueError(f"padding: unknown padding {padding!r}; choose reflect, replicate or zero")
-
-
-class ResnetBlock(nn.Module):
-    """``x + (pad, conv3x3, norm, ReLU, pad, conv3x3, norm)(x)``; keys ``conv_block.<i>`` as official."""
-
-    def __init__(self, dim: int, norm: str = "instance", padding: Padding = "reflect"):
-        super().__init__()
-        make_norm, p = norm_layer(norm), int(padding == "zero")
-        layers = [*_pad(padding, 1), nn.Conv2d(dim, dim, 3, padding=p), make_norm(dim), nn.ReLU(True)]
-        layers += [*_pad(padding, 1), nn.Conv2d(dim, dim, 3, padding=p), make_norm(dim)]
-        self.conv_block = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv_block(x).add_(x)
-
-
-def _encoder_decoder(
-    in_ch: int, out_ch: int, ngf: int, n_down: int, n_blocks: int, norm: str, padding: Padding
-) -> list[nn.Module]:
-    """7x7 conv, ``n_down`` stride-2 convs, ``n_blocks`` res blocks, ``n_down`` transposed convs, 7x7 conv, tanh."""
-    make_norm = norm_layer(norm)
-    layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), make_norm(ngf), nn.ReLU(True)]
-    for i in range(n_down):
-        c = ngf * 2**i
-        layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1), make_norm(c * 2), nn.ReLU(True)]
-    layers += [ResnetBlock(ngf * 2**n_down, norm, padding) for _ in range(n_blocks)]
-    for i in range(n_down, 0, -1):
-        c = ngf * 2**i
-        layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1), make_norm(c // 2), nn.ReLU(True)]
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
-    return layers
-
-
-class GlobalGenerator(nn.Module):
-    """G1: down-sampling front-end, residual blocks, transposed-conv back-end (``model.<i>`` keys as official)."""
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int = 3,
-        ngf: int = 64,
-        n_downsampling: int = 4,
-        n_blocks: int = 9,
-        norm: str = "instance",
-        padding: Padding = "reflect",
-    ):
-        super().__init__()
-        if min(in_ch, out_ch, ngf) < 1 or n_downsampling < 0 or n_blocks < 0:
-            raise ValueError("GlobalGenerator: channels must be >= 1, n_downsampling and n_blocks >= 0")
-        self.model = nn.Sequential(*_encoder_decoder(in_ch, out_ch, ngf, n_downsampling, n_blocks, norm, padding))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
-
-
-class LocalEnhancer(nn.Module):
-    """G = {G1, G2, ...}: the global generator without its output layers (``model``) at the coarsest input scale,
-    then per enhancer a front-end ``model<n>_1`` at twice the resolution whose output is summed with the previous
-    features and fed to ``model<n>_2`` (res blocks + transposed conv; the last also has the 7x7 output conv).
-
-    ``ngf`` is the width of the finest enhancer (official convention); the global part uses ``ngf * 2**N``.
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int = 3,
-        ngf: int = 32,
-        n_downsample_global: int = 4,
-        n_blocks_global: int = 9,
-        n_local_enhancers: int = 1,
-        n_blocks_local: int = 3,
-        norm: str = "instance",
-        padding: Padding = "reflect",
-    ):
-        super().__init__()
-        if n_local_enhancers < 1:
-            raise ValueError("LocalEnhancer: n_local_enhancers must be >= 1 (use GlobalGenerator for none)")
-        self.n_local_enhancers = n_local_enhancers
-        g = _encoder_decoder(
-            in_ch, out_ch, ngf * 2**n_local_enhancers, n_downsample_global, n_blocks_global, norm, padding
-        )
-        self.model = nn.Sequential(*g[:-3])  # without the output conv: keys stay model.<i> as in G1
-        make_norm = norm_layer(norm)
-        for n in range(1, n_local_enhancers + 1):
-            c = ngf * 2 ** (n_local_enhancers - n)
-            front = [
-                nn.ReflectionPad2d(3),
-                nn.Conv2d(in_ch, c, 7),
-                make_norm(c),
-                nn.ReLU(True),
-                nn.Conv2d(c, c * 2, 3, stride=2, padding=1),
-                make_norm(c * 2),
-                nn.ReLU(True),
-            ]
-            back = [ResnetBlock(c * 2, norm, padding) for _ in range(n_blocks_local)]
-            back += [nn.ConvTranspose2d(c * 2, c, 3, 2, 1, output_padding=1), make_norm(c), nn.ReLU(True)]
-            if n == n_local_enhancers:
-                back += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
-            self.add_module(f"model{n}_1", nn.Sequential(*front))
-            self.add_module(f"model{n}_2", nn.Sequential(*back))
-        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        pyramid = [x]
-        for _ in range(self.n_local_enhancers):
-            pyramid.append(self.downsample(pyramid[-1]))
-        out = self.model(pyramid[-1])
-        for n in range(1, self.n_local_enhancers + 1):
-            front = getattr(self, f"model{n}_1")(pyramid[self.n_local_enhancers - n])
-            out = getattr(self, f"model{n}_2")(front + out)
-        return out
-
-    def global_parameters(self) -> list[nn.Parameter]:
-        """Everything except the finest enhancer (what ``niter_fix_global`` freezes, as official)."""
-        last = f"model{self.n_local_enhancers}_"
-        return [p for name, p in self.named_parameters() if not name.startswith(last)]
-
-
-class Encoder(nn.Module):
-    """Feature encoder E: encoder-decoder (no res blocks) then instance-wise average pooling."""
-
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 16, n_downsampling: int = 4, norm: str = "instance"):
-        super().__init__()
-        self.model = nn.Sequential(*_encoder_decoder(in_ch, out_ch, ngf, n_downsampling, 0, norm, "reflect"))
-
-    def forward(self, image: Tensor, inst: Tensor) -> Tensor:
-        return instance_mean_pool(self.model(image), inst)
-
-
-# ---------------------------------------------------------------------------------------------------- family
 class Pix2PixHDConfig(Section):
     """pix2pixHD model settings (defaults: official code)."""
 
@@ -229,8 +89,8 @@ class Pix2PixHD(TranslationModel):
     family = "pix2pixhd"
     Config = Pix2PixHDConfig
 
-    def __init__(self, cfg: Pix2PixHDConfig, data: DataConfig):
-        super().__init__(cfg, data)
+    def __init__(self, cfg: Pix2PixHDConfig, data: DataConfig, inference: bool = False):
+        super().__init__(cfg, data, inference)
         if cfg.use_features and data.label_nc == 0:
             raise ConfigError(
                 "model.use_features needs label maps (data.label_nc > 0): features are pooled per instance"
@@ -257,14 +117,18 @@ class Pix2PixHD(TranslationModel):
             Encoder(data.output_nc, cfg.feat_num, cfg.nef, cfg.n_downsample_E, cfg.norm) if cfg.use_features else None
         )
         d_in = sem + data.output_nc
-        self.D = MultiScaleDiscriminator(
-            lambda: NLayerDiscriminator(d_in, cfg.ndf, cfg.n_layers_D, cfg.norm, features=True, variant="pix2pixhd"),
-            cfg.num_D,
-        )
+        if not inference:
+            self.D = MultiScaleDiscriminator(
+                lambda: NLayerDiscriminator(
+                    d_in, cfg.ndf, cfg.n_layers_D, cfg.norm, features=True, variant="pix2pixhd"
+                ),
+                cfg.num_D,
+            )
         for net in (self.G, self.E, self.D):
             if net is not None:
                 init_weights(net, cfg.init, 0.02)
-        self.gan_loss = GANLoss(cfg.gan_mode, scale_reduction="sum")  # official: summed over scales
+        if not inference:
+            self.gan_loss = GANLoss(cfg.gan_mode, scale_reduction="sum")  # official: summed over scales
         self.vgg_loss: nn.Module | None = None  # built on first use (needs weights; not needed for inference)
         self.clusters: dict[int, Tensor] = {}  # class id -> (K, feat_num) K-means centres (checkpoint meta)
         self._frozen: bool | None = None
@@ -398,7 +262,7 @@ class Pix2PixHD(TranslationModel):
 
     def _vgg(self) -> nn.Module:
         if self.vgg_loss is None:
-            from ..nn.vgg import VGGLoss
+            from ...layers.vgg import VGGLoss
 
             self.vgg_loss = VGGLoss(self.cfg.vgg_weights).to(self.device)
         return self.vgg_loss
@@ -506,7 +370,7 @@ def _reference(ref: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """
     from pathlib import Path
 
-    from ..data.io import read_instance, read_label, read_rgb, to_tensor_ids, to_tensor_image
+    from ...data.io import read_instance, read_label, read_rgb, to_tensor_ids, to_tensor_image
 
     ref = {"image": ref} if isinstance(ref, (str, Path)) else ref
     if not isinstance(ref, dict) or "image" not in ref:
@@ -539,28 +403,3 @@ def _reference(ref: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
                 f"{tuple(img.shape[-2:])} differ in size"
             )
     return img, label, inst
-
-
-def _cityscapes(width: int, netG: str, **model: Any) -> dict:
-    return {
-        "family": "pix2pixhd",
-        "data": {
-            "layout": "pix2pixhd",
-            "label_nc": 35,
-            "no_instance": False,
-            "preprocess": "scale_width",
-            "load_size": width,
-            "crop_size": width,
-        },
-        "model": {"netG": netG, **model},
-    }
-
-
-PRESETS: dict[str, dict] = {
-    # official label2city_512p at our 512x256 (global G, 35 labels + boundary = 36 inputs)
-    "pix2pixhd_global": _cityscapes(512, "global"),
-    # global + one local enhancer at 1024x512
-    "pix2pixhd_local": _cityscapes(1024, "local"),
-    # the paper's 2048x1024 setting: local enhancer, 3 discriminator scales
-    "pix2pixhd_1024p": _cityscapes(2048, "local", num_D=3),
-}

@@ -16,8 +16,8 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from ..config import ExperimentConfig, config_from_dict
-from ..errors import CheckpointError
+from .config import ExperimentConfig, config_from_dict
+from .errors import CheckpointError
 
 CONFIG, WEIGHTS, META, STATE, LATEST = "config.yaml", "model.safetensors", "meta.json", "train_state.pt", "latest"
 

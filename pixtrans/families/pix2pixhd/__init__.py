@@ -1,0 +1,22 @@
+"""pix2pixHD (Wang et al. 2018): coarse-to-fine generator, multi-scale discriminators, feature encoder styles."""
+
+from __future__ import annotations
+
+from .family import STYLE_KEYS, Pix2PixHD, Pix2PixHDConfig
+from .networks import Encoder, GlobalGenerator, LocalEnhancer, Padding, ResnetBlock
+from .presets import PRESETS
+
+Family = Pix2PixHD
+
+__all__ = [
+    "Family",
+    "ResnetBlock",
+    "GlobalGenerator",
+    "LocalEnhancer",
+    "Encoder",
+    "Padding",
+    "Pix2PixHDConfig",
+    "Pix2PixHD",
+    "STYLE_KEYS",
+    "PRESETS",
+]

@@ -1,0 +1,25 @@
+"""SPADE (Park et al. 2019): spatially-adaptive normalisation, hinge loss, spectral norm, VAE style encoder."""
+
+from __future__ import annotations
+
+from .family import SPADE, SPADEConfig
+from .networks import NUM_UP, ConvEncoder, DNorm, SPADEGenerator, SPADENLayerDiscriminator, UpLayers, reparameterize
+from .official import official_state_dict
+from .presets import PRESETS
+
+Family = SPADE
+
+__all__ = [
+    "Family",
+    "SPADEGenerator",
+    "ConvEncoder",
+    "reparameterize",
+    "SPADENLayerDiscriminator",
+    "UpLayers",
+    "NUM_UP",
+    "DNorm",
+    "SPADEConfig",
+    "SPADE",
+    "official_state_dict",
+    "PRESETS",
+]
