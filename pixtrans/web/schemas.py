@@ -1,0 +1,178 @@
+"""The studio API's request and response bodies (pydantic); their names and fields are the OpenAPI schema.
+
+Only ``IdArray`` has a docstring: a class docstring becomes the schema's description, so the others keep none.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Fit = Literal["model", "full", "tile"]
+
+
+class IdArray(BaseModel):
+    """A map of integer ids: base64 of ``width*height`` little-endian values, row by row."""
+
+    width: int = Field(ge=1, le=65535)
+    height: int = Field(ge=1, le=65535)
+    dtype: Literal["u8", "u16", "i32"] = "u8"
+    data: str
+
+
+class StyleCaps(BaseModel):
+    kind: Literal["none", "clusters", "features", "seed"]
+    clusters: dict[str, int]
+    seed: bool
+    reference: bool
+
+
+class ModelInfo(BaseModel):
+    id: str
+    name: str
+    family: str
+    checkpoint: str
+    step: int
+    kind: Literal["label", "image"]
+    label_nc: int
+    class_names: list[str]
+    palette: list[list[int]]
+    things: list[int]
+    contain_dontcare: bool
+    no_instance: bool
+    input_nc: int
+    width: int
+    height: int
+    size_multiple: int
+    preprocess: str
+    params: int
+    metrics: dict[str, float | int | None]
+    style: StyleCaps
+    label_set: str
+
+
+class Output(BaseModel):
+    model: str
+    ok: bool
+    image: str | None = Field(None, description="PNG data URL")
+    width: int = 0
+    height: int = 0
+    style: dict[str, Any] | None = Field(None, description="the style used; send it back to reproduce the output")
+    seconds: float = 0.0
+    psnr: float | None = None
+    ssim: float | None = None
+    vif: float | None = Field(None, description="pixel-domain VIF (NaN-free; None below 41 px)")
+    error: str | None = None
+
+
+class TranslateRequest(BaseModel):
+    label: IdArray
+    inst: IdArray | None = Field(None, description="instance ids (class*1000+k for things), same size as label")
+    models: list[str] = Field(default_factory=list, description="model ids; empty = every model")
+    styles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="model id -> style")
+    fit: Fit = Field("full", description="model: resize to the model's size; full: as given; tile: tiled")
+
+
+class TranslateResponse(BaseModel):
+    kind: Literal["label", "image"]
+    width: int
+    height: int
+    input: str | None = Field(None, description="the input as a PNG data URL (label maps in palette colours)")
+    label: IdArray | None = None
+    inst: IdArray | None = None
+    outputs: list[Output]
+    seconds: float = 0.0
+
+
+class DatasetInfo(BaseModel):
+    available: bool
+    count: int
+    kind: str | None
+    label_nc: int
+    has_target: bool
+    names: list[str]
+    compatible: list[str] = Field(default_factory=list)
+
+
+class Sample(BaseModel):
+    index: int
+    name: str
+    count: int
+    model: str = Field(description="the model whose resolution the sample is shown at")
+    kind: Literal["label", "image"]
+    width: int
+    height: int
+    input: str
+    target: str | None
+    label: IdArray | None = None
+    inst: IdArray | None = None
+
+
+class SampleRequest(BaseModel):
+    models: list[str] = Field(default_factory=list)
+    styles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class SampleTranslation(Sample):
+    outputs: list[Output]
+    seconds: float
+
+
+class Reference(BaseModel):
+    reference: str = Field(description="use as style {'reference': this}")
+    width: int
+    height: int
+    preview: str
+
+
+class RateStart(BaseModel):
+    model: str | None = Field(None, description="model id; default: the one with the fewest ratings")
+
+
+class RateItem(BaseModel):
+    token: str
+    model: str
+    model_name: str
+    index: int
+    name: str
+    input: str
+    output: str
+    width: int
+    height: int
+
+
+class Score(BaseModel):
+    score: int = Field(ge=0, le=10)
+
+
+class Reveal(BaseModel):
+    target: str | None
+    psnr: float | None
+    ssim: float | None
+    style: dict[str, Any] | None
+
+
+class SummaryRow(BaseModel):
+    model: str
+    checkpoint: str
+    family: str
+    n: int
+    translation_mean: float
+    translation_std: float
+    difference_mean: float
+    difference_std: float
+
+
+class Stored(BaseModel):
+    id: int
+    summary: list[SummaryRow]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    models: int
+    samples: int
+    pending: int
+    max_pending: int
+    threads: int
