@@ -16,12 +16,14 @@ import re
 import pytest
 import torch
 
+from pixtrans.checkpoints import load_checkpoint_files
 from pixtrans.cli import main
 from pixtrans.config import config_from_dict
 from pixtrans.errors import CheckpointError, ConfigError
 from pixtrans.families import build_model
-from pixtrans.infer.importer import import_official, read_options, read_weights
+from pixtrans.infer.importer import import_official, importable_families, read_options, read_weights
 from pixtrans.infer.translator import load
+from pixtrans.registry import family_package
 
 NORM = ("weight", "bias", "running_mean", "running_var")
 
@@ -48,8 +50,10 @@ def part(model, name: str, drop_nbt: bool = True) -> dict:
     }
 
 
-def assert_same_weights(a, b) -> None:
-    sa, sb = a.checkpoint_state(), b.checkpoint_state()
+def assert_same_weights(ck, model) -> None:
+    """Every tensor the checkpoint ``ck`` stores (D and E included, which translation does not load) equals
+    ``model``'s."""
+    sa, sb = load_checkpoint_files(ck)[2], model.checkpoint_state()
     assert sa.keys() == sb.keys()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
@@ -176,7 +180,7 @@ def test_pix2pix_unet_with_discriminator(tmp_path):
     assert "imported" in res.parts["D"]
     assert any("num_batches_tracked" in n for n in res.notes)
     t = load(tmp_path / "ck", device="cpu")
-    assert_same_weights(t.model, orig)
+    assert_same_weights(res.checkpoint, orig)
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
@@ -205,6 +209,19 @@ def test_pix2pix_resnet_old_instance_norm_file(tmp_path):
     with torch.no_grad():
         assert torch.equal(t.model.G(x), orig.G(x))
     assert json.loads((res.checkpoint / "meta.json").read_text())["imported"]["epoch"] == "200"
+
+
+def test_pix2pix_norm_none_file_without_biases(tmp_path):
+    # official norm 'none': convs are built with use_bias=False except the outermost up-conv; ours keep a bias
+    orig = make({**P2P_UNET, "model": {**P2P_UNET["model"], "norm": "none", "netD": "n_layers", "n_layers_D": 2}})
+    g = {k: v for k, v in part(orig, "G").items() if not k.endswith(".bias") or k == "model.model.3.bias"}
+    d = {k: v for k, v in part(orig, "D").items() if not k.endswith(".bias") or k in ("model.0.bias", "model.8.bias")}
+    torch.save(g, tmp_path / "latest_net_G.pth")
+    torch.save(d, tmp_path / "latest_net_D.pth")
+    res = import_official("pix2pix", tmp_path / "latest_net_G.pth", tmp_path / "ck", log=lambda *_: None)
+    assert (res.config.model.norm, res.config.model.netD, res.config.model.n_layers_D) == ("none", "n_layers", 2)
+    assert any("biases set to 0" in n for n in res.notes)
+    assert_same_weights(res.checkpoint, orig)  # the official init leaves biases at 0
 
 
 # ---------------------------------------------------------------------------------------------- pix2pixHD
@@ -236,7 +253,7 @@ def test_pix2pixhd_global_with_d_and_options_file(tmp_path, flat_d):
     assert (c.model.num_D, c.model.n_layers_D, c.model.ndf) == (2, 3, 8)
     assert (c.data.label_nc, c.data.no_instance, c.data.preprocess, c.data.load_size) == (5, False, "none", 64)
     t = load(tmp_path / "ck", device="cpu")
-    assert_same_weights(t.model, orig)
+    assert_same_weights(res.checkpoint, orig)
     x = label_input(orig)
     with torch.no_grad():
         assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
@@ -266,7 +283,7 @@ def test_pix2pixhd_local_with_encoder(tmp_path):
     assert (m.use_features, m.feat_num, m.nef, m.n_downsample_E) == (True, 3, 4, 2)
     assert res.config.data.no_instance is False  # 4 classes + 3 features + 1 channel left = the boundary
     t = load(tmp_path / "ck", device="cpu")
-    assert_same_weights(t.model, orig)
+    assert_same_weights(res.checkpoint, orig)
     x = torch.cat([label_input(orig), torch.rand(1, 3, 64, 64)], 1)
     with torch.no_grad():
         assert torch.equal(t.model.G(x), orig.G(x))
@@ -319,11 +336,51 @@ def test_spade_generator_and_discriminator(tmp_path):
     assert (m.num_D, m.n_layers_D, m.norm_D, m.spectral_D) == (2, 3, "instance", True)
     assert (res.config.data.label_nc, res.config.data.no_instance) == (5, True)
     assert any("num_upsampling_layers" in n for n in res.notes)
+    assert m.num_upsampling_layers == "normal"
+    assert any(
+        n.startswith("warning: assumed num_upsampling_layers 'normal'")
+        and "--set model.num_upsampling_layers=normal|more" in n
+        for n in res.notes
+    )
     t = load(tmp_path / "ck", device="cpu")
-    assert_same_weights(t.model, orig)
+    assert_same_weights(res.checkpoint, orig)
     x = label_input(orig)
     with torch.no_grad():
         assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
+
+
+def test_spade_upsampling_layers_without_options_file(tmp_path, capsys):
+    """'normal' and 'more' have the same weights: without opt.txt, 36 channels (Cityscapes) take the official
+    Cityscapes default 'more', with a warning saying so and how to override it; opt.txt or --set decide otherwise."""
+    raw = {
+        "family": "spade",
+        "data": {"label_nc": 35, "no_instance": False, "crop_size": 64},
+        "model": {"ngf": 4, "spade_nhidden": 8, "num_upsampling_layers": "more"},
+    }
+    orig = make(raw)
+    torch.save(part(orig, "G", drop_nbt=False), tmp_path / "latest_net_G.pth")
+    res = import_official("spade", tmp_path / "latest_net_G.pth", tmp_path / "ck")
+    assert res.config.model.num_upsampling_layers == "more" and res.config.data.label_nc == 35
+    warning = (
+        "import: warning: assumed num_upsampling_layers 'more' (official default for Cityscapes; 'normal' and "
+        "'more' have the same weights and no opt.txt says which); if it was trained otherwise, import again with "
+        "--set model.num_upsampling_layers=normal|more"
+    )
+    assert warning in capsys.readouterr().out.splitlines()
+    t = load(tmp_path / "ck", device="cpu")
+    x = label_input(orig)
+    with torch.no_grad():
+        assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
+
+    res = import_official(
+        "spade", tmp_path / "latest_net_G.pth", tmp_path / "n", overrides=["model.num_upsampling_layers=normal"]
+    )
+    assert res.config.model.num_upsampling_layers == "normal"
+    assert not any("num_upsampling_layers" in n for n in res.notes)
+    (tmp_path / "opt.txt").write_text("num_upsampling_layers: normal\nlabel_nc: 35\n")
+    res = import_official("spade", tmp_path / "latest_net_G.pth", tmp_path / "o", log=lambda *_: None)
+    assert res.config.model.num_upsampling_layers == "normal"
+    assert not any("num_upsampling_layers" in n for n in res.notes)
 
 
 def test_spade_vae_with_encoder_infers_crop(tmp_path):
@@ -398,6 +455,18 @@ def test_wrong_family_and_existing_output(tmp_path):
         import_official("pix2pix", tmp_path / "latest_net_G.pth", tmp_path / "full")
     with pytest.raises(ConfigError, match="unknown family"):
         import_official("cyclegan", tmp_path / "latest_net_G.pth", tmp_path / "y")
+    with pytest.raises(ConfigError, match="importing is not available for 'msg_unet'"):
+        import_official("msg_unet", tmp_path / "latest_net_G.pth", tmp_path / "z")
+    with pytest.raises(ConfigError, match="pix2pix has no E network"):
+        import_official("pix2pix", tmp_path / "latest_net_G.pth", tmp_path / "e", net_e=tmp_path / "latest_net_G.pth")
+
+
+def test_importable_families_come_from_the_registry():
+    assert importable_families() == ["pix2pix", "pix2pixhd", "spade"]
+    for family in importable_families():
+        official = family_package(family).official
+        assert callable(official.infer_config) and callable(official.to_ours) and "G" in official.NETS
+    assert getattr(family_package("msg_unet"), "official", None) is None
 
 
 def test_read_options_official_formats(tmp_path):

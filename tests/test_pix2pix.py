@@ -10,13 +10,13 @@ from pixtrans.config import config_from_dict
 from pixtrans.errors import ConfigError
 from pixtrans.families import build_model, presets
 from pixtrans.families.pix2pix import PRESETS, Pix2Pix, ResnetGenerator, UnetGenerator
+from pixtrans.families.pix2pixhd.official import pix2pixhd_d_keys
 from pixtrans.layers.blocks import conv_bias, count_params, init_weights, norm_layer
 from pixtrans.layers.discriminators import (
     MultiScaleDiscriminator,
     NLayerDiscriminator,
     PixelDiscriminator,
     downsample,
-    pix2pixhd_d_keys,
 )
 
 

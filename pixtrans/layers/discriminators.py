@@ -5,13 +5,13 @@ State-dict keys follow the official code so its weights load by name:
 - :class:`NLayerDiscriminator` ``variant="pix2pix"`` matches junyanz ``NLayerDiscriminator`` (``model.<i>``);
   ``variant="pix2pixhd"`` matches NVIDIA's (padding 2, biased convs, width capped at 512; ``model<j>.<i>``
   groups when it returns features, ``model.<i>`` otherwise).
-- :class:`MultiScaleDiscriminator` names its children ``discriminator_<i>`` (SPADE); :func:`pix2pixhd_d_keys`
-  renames an official pix2pixHD ``MultiscaleDiscriminator`` state dict to this layout.
+- :class:`MultiScaleDiscriminator` names its children ``discriminator_<i>`` (SPADE);
+  :func:`pixtrans.families.pix2pixhd.official.pix2pixhd_d_keys` renames an official pix2pixHD
+  ``MultiscaleDiscriminator`` state dict to this layout.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -144,23 +144,3 @@ class MultiScaleDiscriminator(nn.Module):
             y = getattr(self, f"discriminator_{i}")(x)
             out.append(list(y) if isinstance(y, (list, tuple)) else [y])
         return out
-
-
-def pix2pixhd_d_keys(state: dict[str, Tensor], num_D: int) -> dict[str, Tensor]:
-    """Rename an official pix2pixHD ``MultiscaleDiscriminator`` state dict to :class:`MultiScaleDiscriminator` keys.
-
-    Official ``scale{k}_layer{j}.*`` (with getIntermFeat) / ``layer{k}.*`` (without) handle the input
-    downsampled ``num_D - 1 - k`` times; they become ``discriminator_{num_D-1-k}.model{j}.*`` / ``.model.*``,
-    matching ``NLayerDiscriminator(variant="pix2pixhd")`` with ``features`` True / False.
-    """
-    out = {}
-    for key, value in state.items():
-        m = re.match(r"scale(\d+)_layer(\d+)\.(.+)$", key) or re.match(r"layer(\d+)\.(.+)$", key)
-        if m is None:
-            raise KeyError(f"{key!r} is not a pix2pixHD MultiscaleDiscriminator key")
-        k = int(m.group(1))
-        if not 0 <= k < num_D:
-            raise KeyError(f"{key!r}: scale {k} is out of range for num_D={num_D}")
-        inner = f"model{m.group(2)}.{m.group(3)}" if m.re.pattern.startswith("scale") else f"model.{m.group(2)}"
-        out[f"discriminator_{num_D - 1 - k}.{inner}"] = value
-    return out

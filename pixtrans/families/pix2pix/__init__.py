@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import official
 from .family import Pix2Pix, Pix2PixConfig, paper_test_mode
 from .networks import ResnetBlock, ResnetGenerator, UnetGenerator, UnetSkipConnectionBlock
 from .presets import PRESETS
@@ -10,6 +11,7 @@ Family = Pix2Pix
 
 __all__ = [
     "Family",
+    "official",
     "UnetSkipConnectionBlock",
     "UnetGenerator",
     "ResnetBlock",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import official
 from .family import STYLE_KEYS, Pix2PixHD, Pix2PixHDConfig
 from .networks import Encoder, GlobalGenerator, LocalEnhancer, Padding, ResnetBlock
 from .presets import PRESETS
@@ -10,6 +11,7 @@ Family = Pix2PixHD
 
 __all__ = [
     "Family",
+    "official",
     "ResnetBlock",
     "GlobalGenerator",
     "LocalEnhancer",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import official
 from .family import SPADE, SPADEConfig
 from .networks import NUM_UP, ConvEncoder, DNorm, SPADEGenerator, SPADENLayerDiscriminator, UpLayers, reparameterize
 from .official import official_state_dict
@@ -11,6 +12,7 @@ Family = SPADE
 
 __all__ = [
     "Family",
+    "official",
     "SPADEGenerator",
     "ConvEncoder",
     "reparameterize",
