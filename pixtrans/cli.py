@@ -11,19 +11,64 @@ from pathlib import Path
 
 from .errors import ConfigError, PixtransError
 
-# Modules that add their own sub-commands with ``add_commands(subparsers)``.
+# Sub-commands defined in other modules, as (name, help line, module of pixtrans with ``add_commands(subparsers)``).
+# ``pixtrans --help`` lists them from here; only the chosen command's module (torch and all) is imported, when parsed.
 EXTENSIONS = [
-    "pixtrans.infer.features",
-    "pixtrans.eval.ablation",
-    "pixtrans.train.gradstudy",
-    "pixtrans.infer.export",
-    "pixtrans.infer.importer",
-    "pixtrans.web.app",
+    ("features", "pix2pixHD: encode the training set and K-means the features per class", "infer.features"),
+    ("ablation", "MSG U-Net: SSIM table input resolution x output resolution (CSV + heat map)", "eval.ablation"),
+    (
+        "gradstudy",
+        "MSG U-Net: encoder gradient magnitudes with vs without intermediate outputs (plot + JSON)",
+        "train.gradstudy",
+    ),
+    ("export", "export a checkpoint's generator to ONNX (verified with onnxruntime)", "infer.export"),
+    ("import", "import official pix2pix / pix2pixHD / SPADE weights as a pixtrans checkpoint", "infer.importer"),
+    ("serve", "the web studio: draw, translate with several models, browse, rate, download", "web.app"),
 ]
 
-# OpenMP threads that busy-wait make small convolutions many times slower whenever the cores are shared (measured
-# here: 0.19 vs 4.7 training images/s for the demo's pix2pix under load); yield instead unless the user chose.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Optional dependencies (top-level module) -> the extra of pyproject.toml that installs them.
+EXTRAS = {
+    "fastapi": "web",
+    "starlette": "web",
+    "uvicorn": "web",
+    "multipart": "web",
+    "python_multipart": "web",
+    "onnx": "export",
+    "onnxruntime": "export",
+    "onnxscript": "export",
+    "sklearn": "features",
+    "tensorboard": "tensorboard",
+}
+
+
+def _missing_extra(err: ModuleNotFoundError, cmd: str) -> PixtransError | None:
+    """The one-line error for an optional dependency that is not installed (None for any other missing module)."""
+    name = (err.name or "").split(".")[0]
+    if name not in EXTRAS:
+        return None
+    extra = EXTRAS[name]
+    return PixtransError(f'`pixtrans {cmd}` needs {name}, which is not installed: pip install "pixtrans[{extra}]"')
+
+
+class _LazySubParsers(argparse._SubParsersAction):
+    """Sub-parsers of which those in ``lazy`` (name -> module) are placeholders until chosen: then the placeholder
+    is replaced by what the module's ``add_commands`` registers, so ``pixtrans CMD --help`` shows every option."""
+
+    lazy: dict[str, str]
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name = values[0] if values else None
+        module = self.lazy.pop(name, None)
+        if module is not None:
+            del self._name_parser_map[name]
+            self._choices_actions = [a for a in self._choices_actions if a.dest != name]
+            try:
+                mod = import_module(f"pixtrans.{module}")
+            except ModuleNotFoundError as err:
+                raise _missing_extra(err, name) or err from None
+            mod.add_commands(self)
+        super().__call__(parser, namespace, values, option_string)
+
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -189,7 +234,7 @@ def cmd_demo(a) -> None:
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pixtrans", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, action=_LazySubParsers)
 
     d = sub.add_parser("data", help="datasets: synthetic generator, checks").add_subparsers(
         dest="data_cmd", required=True
@@ -262,22 +307,24 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ngf", type=int, default=32, help="generator/discriminator width")
     m.set_defaults(fn=cmd_demo)
 
-    for name in EXTENSIONS:
-        try:
-            mod = import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name and name.startswith(err.name):
-                continue
-            raise
-        if hasattr(mod, "add_commands"):
-            mod.add_commands(sub)
+    sub.lazy = {}
+    for name, help_line, module in EXTENSIONS:
+        sub.add_parser(name, help=help_line)
+        sub.lazy[name] = module
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # OpenMP threads that busy-wait make small convolutions many times slower whenever the cores are shared (measured
+    # here: 0.19 vs 4.7 training images/s for the demo's pix2pix under load); yield instead unless the user chose.
+    # Set here, before any command imports torch, and not at import: importing pixtrans leaves the environment alone.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        args.fn(args)
+        args = build_parser().parse_args(argv)
+        try:
+            args.fn(args)
+        except ModuleNotFoundError as err:
+            raise _missing_extra(err, args.cmd) or err from None
     except PixtransError as err:
         print(f"pixtrans: error: {err}", file=sys.stderr)
         return 2

@@ -198,10 +198,17 @@ def config_from_dict(raw: dict, source: str = "") -> ExperimentConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config, apply ``--set`` overrides and validate."""
+    """Read a YAML config, apply ``--set`` overrides and validate.
+
+    ``configs/NAME.yaml``, ``NAME.yaml`` or ``NAME`` that is not on disk is the config shipped in the package."""
     path = Path(path)
+    shipped = Path(__file__).parent / "configs"
+    if not path.is_file() and path.parent in (Path(), Path("configs")):
+        packaged = shipped / (path.name if path.suffix else f"{path.name}.yaml")
+        path = packaged if packaged.is_file() else path
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found (the shipped configs are in configs/)")
+        names = ", ".join(sorted(p.stem for p in shipped.glob("*.yaml")))
+        raise ConfigError(f"config file {path} not found (shipped configs, usable by name: {names})")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

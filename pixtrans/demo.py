@@ -29,9 +29,8 @@ def run_demo(
     t0 = time.perf_counter()
     print(f"[1/4] synthetic dataset ({n} train scenes, {size}px) -> {data}")
     generate(data, n=n, size=size, seed=0, progress=True)
-    cfg_path = config or str(Path(__file__).resolve().parents[1] / "configs" / "pix2pix_synth.yaml")
     cfg = load_config(
-        cfg_path,
+        config or Path(__file__).parent / "configs" / "pix2pix_synth.yaml",
         [
             f"data.root={data}",
             f"train.steps={steps}",

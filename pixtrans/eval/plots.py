@@ -1,4 +1,5 @@
-"""Plots as PNG files (matplotlib, Agg backend): training-loss curves and labelled heatmaps (ablation tables)."""
+"""Plots as PNG files, drawn on matplotlib Figures without pyplot (no global backend): training-loss curves and
+labelled heatmaps (ablation tables)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..errors import DataError  # noqa: E402
+from ..errors import DataError
 
 # Columns of the trainer's CSV log that are not losses.
 NON_LOSS = ("step", "epoch", "images_per_s", "lr", "lr_D", "time", "wall_s")
@@ -60,10 +58,10 @@ def plot_losses(csv_path: str | os.PathLike, png_path: str | os.PathLike, title:
     step = log["step"]
     losses = [k for k in log if k not in NON_LOSS and not np.all(np.isnan(log[k]))]
     lrs = [k for k in ("lr", "lr_D") if k in log and not np.all(np.isnan(log[k]))]
-    fig, axes = plt.subplots(
+    fig = Figure(figsize=(9, 6 if lrs else 4.5))
+    axes = fig.subplots(
         2 if lrs else 1,
         1,
-        figsize=(9, 6 if lrs else 4.5),
         sharex=True,
         squeeze=False,
         gridspec_kw={"height_ratios": [3, 1]} if lrs else None,
@@ -95,7 +93,6 @@ def plot_losses(csv_path: str | os.PathLike, png_path: str | os.PathLike, title:
     png = Path(png_path)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100)
-    plt.close(fig)
     return png
 
 
@@ -116,7 +113,8 @@ def plot_heatmap(
         raise ValueError(
             f"matrix of shape {m.shape} does not fit {len(row_labels)} row and {len(col_labels)} column labels"
         )
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * m.shape[1], 1.0 + 0.6 * m.shape[0]))
+    fig = Figure(figsize=(1.2 + 0.9 * m.shape[1], 1.0 + 0.6 * m.shape[0]))
+    ax = fig.subplots()
     im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, aspect="auto")
     ax.set_xticks(range(m.shape[1]), [str(c) for c in col_labels], rotation=30, ha="right")
     ax.set_yticks(range(m.shape[0]), [str(r) for r in row_labels])
@@ -136,5 +134,4 @@ def plot_heatmap(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

@@ -152,14 +152,12 @@ def plot_gradients(
     grads: dict[str, dict[str, Tensor]], names: list[str], first: list[str], path: Path, steps: int
 ) -> Path:
     """Left: histogram of log10 |grad| of the ``first`` layers per variant; right: median |grad| per layer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     labels = {"with_outputs": "with intermediate outputs", "without_outputs": "without intermediate outputs"}
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig = Figure(figsize=(12, 4.2))
+    ax, ax2 = fig.subplots(1, 2)
     pooled = {v: torch.cat([g[n] for n in first]).numpy() for v, g in grads.items()}
     logs = {v: np.log10(x[x > 0]) for v, x in pooled.items()}
     lo = min(float(np.percentile(x, 0.5)) for x in logs.values() if x.size)
@@ -183,7 +181,6 @@ def plot_gradients(
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
