@@ -19,9 +19,16 @@ Layouts (``split`` "test" falls back to "val"/"validation" when there are no tes
   and 0 ("other") becomes 255 = don't care (SPADE convention; needs ``contain_dontcare``)
 - ``custom``: ``root/<split>/label/``, optional ``root/<split>/instance/``, ``root/<split>/image/``
 
+Training fetches ``dataset[ItemKey(index, epoch, seed)]``: the item's augmentation draws come from a generator
+seeded by (seed, epoch, index) alone, so the data stream does not depend on DataLoader workers, world size or where
+a run was resumed. Such items also carry ``skipped``: a JSON list of ``[path, problem, hint]`` of the bad files
+passed over to fetch it (``[]`` mostly), so the training process can book skips made in worker processes
+(:meth:`PairedDataset.record_skipped`).
+
 Bad files (unreadable, wrong mode, partner missing or of another size, label id out of range) raise
 :class:`~pixtrans.errors.DataError` naming the file, or with ``cfg.on_error == "skip"`` are skipped and counted in
-``.skipped`` (details in ``.problems``). Items are checked when loaded; :meth:`PairedDataset.validate` checks all.
+``.skipped`` (details in ``.problems``, one per file). Items are checked when loaded; :meth:`PairedDataset.validate`
+checks all.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -52,6 +60,21 @@ def stem_key(path: Path) -> str:
         if s.endswith(suf):
             return s[: -len(suf)]
     return s
+
+
+class ItemKey(NamedTuple):
+    """A training fetch: item ``index`` in ``epoch`` of a run seeded ``seed``."""
+
+    index: int
+    epoch: int
+    seed: int
+
+
+def item_generator(key: ItemKey) -> torch.Generator:
+    """The random stream of one training fetch, a function of (seed, epoch, index) only."""
+    entropy = [key.seed % 2**64, key.epoch, key.index]
+    hi, lo = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed((int(hi) << 32 | int(lo)) & (2**63 - 1))
 
 
 @dataclass
@@ -327,8 +350,16 @@ class PairedDataset(Dataset):
     def _problem(self, err: DataError) -> None:
         if self.cfg.on_error != "skip":
             raise err
+        if any(p.path == err.path for p in self.problems):
+            return
         self.problems.append(err)
         self.skipped += 1
+
+    def record_skipped(self, reports) -> None:
+        """Book the ``skipped`` reports of fetched items (JSON strings; a collated batch gives a list of them)."""
+        for text in [reports] if isinstance(reports, str) else reports:
+            for path, problem, hint in json.loads(text):
+                self._problem(DataError(path, problem, hint))
 
     @property
     def names(self) -> list[str]:
@@ -392,20 +423,29 @@ class PairedDataset(Dataset):
         item["name"] = self.entries[i].name
         return item
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | ItemKey) -> dict:
+        keyed = isinstance(key, ItemKey)
+        i = key.index if keyed else key
+        gen = item_generator(key) if keyed else None
         n = len(self.entries)
         if not -n <= i < n:
             raise IndexError(i)
         i %= n
+        passed: list[DataError] = []
         for k in range(n):
             j = (i + k) % n
             if j in self._bad:
                 continue
             try:
-                return self._item(j)
+                item = self._item(j, gen)  # files are read before any random draw: a skip leaves gen untouched
             except DataError as err:
                 self._bad.add(j)
                 self._problem(err)
+                passed.append(err)
+                continue
+            if keyed:
+                item["skipped"] = json.dumps([[e.path, e.problem, e.hint] for e in passed])
+            return item
         raise DataError(
             self.cfg.root,
             f"every item of split {self.split!r} is unreadable ({self.skipped} skipped)",

@@ -13,8 +13,9 @@ Maps are numpy arrays: photos are uint8 (H, W, C) and resized bicubic; id maps (
 
 Training also flips horizontally with probability 0.5 (``cfg.flip``) and, with probability ``cfg.color_jitter``,
 jitters brightness, contrast, saturation and hue of the photos named in ``jitter_keys``.
-Random numbers come from ``torch`` (a given ``torch.Generator`` or the global one), so DataLoader workers and
-resumed runs are reproducible.
+Random numbers come from the given ``torch.Generator`` (the global torch RNG without one). Training passes one
+seeded by (seed, epoch, item index) (:func:`pixtrans.data.datasets.item_generator`), so an item's augmentation does
+not depend on DataLoader workers, world size or a resume.
 """
 
 from __future__ import annotations

@@ -26,18 +26,20 @@ def _test_loader(cfg: ExperimentConfig, max_items: int = 0, require_target: bool
 
 @torch.no_grad()
 def evaluate_model(model: TranslationModel, cfg: ExperimentConfig, max_items: int = 0) -> dict:
-    """Mean PSNR/SSIM/VIF of ``model`` on the test split (validation during training)."""
+    """Mean PSNR/SSIM/VIF of ``model`` on the test split (validation during training), translated as
+    ``pixtrans.load`` translates: through :meth:`Translator.translate_tensor` (padding to the network's multiple)."""
+    from ..infer.translator import Translator
     from .metrics import MetricAccumulator
 
     was_training = model.training
-    model.eval()
+    translator = Translator(model, cfg, {})  # puts the model in eval mode
     acc = MetricAccumulator()
     try:
         for batch in _test_loader(cfg, max_items):
             if "target" not in batch:
                 continue
             x = model.prepare(batch)
-            acc.update(model.translate(x, model.eval_style()).image.float(), x["target"])
+            acc.update(translator.translate_tensor(x, model.eval_style()).image.float(), x["target"])
     finally:
         model.train(was_training)
     return acc.compute()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
-from torch import nn
+import torch.distributed as dist
+from torch import Tensor, nn
 from torch.nn import init
 from torch.nn.utils import parametrize
 
@@ -20,18 +22,51 @@ def _check_norm(kind: str) -> None:
         raise ValueError(f"norm: unknown normalisation {kind!r}; choose one of {', '.join(NORM_KINDS)}")
 
 
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose statistics are synchronised over the process group where torch can: accelerator (CUDA)
+    inputs in training under ``torchrun`` (NCCL); the computation is ``nn.SyncBatchNorm``'s.
+
+    Documented fallback: on CPU tensors (gloo, or one process) torch's SyncBatchNorm raises, and DDP refuses CPU
+    modules holding one, so there this layer is a plain per-process BatchNorm2d (statistics of the local batch;
+    under gloo a one-time warning says so). Same state-dict keys as ``nn.BatchNorm2d``; the one implementation
+    behind every ``sync_batch`` norm.
+    """
+
+    _warned = False
+    _check_non_zero_input_channels = nn.SyncBatchNorm._check_non_zero_input_channels
+
+    def __init__(self, *args, process_group=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 4:
+            raise ValueError(f"SyncBatchNorm2d expects a 4-D (B, C, H, W) input, got {input.dim()}-D")
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.device.type != "cpu":
+            return nn.SyncBatchNorm.forward(self, input)
+        if self.training and dist.is_available() and dist.is_initialized() and not SyncBatchNorm2d._warned:
+            SyncBatchNorm2d._warned = True
+            warnings.warn(
+                "norm sync_batch on CPU (gloo): BatchNorm statistics are per process; they synchronise on CUDA/NCCL",
+                stacklevel=2,
+            )
+        return super().forward(input)
+
+
 def norm_layer(kind: NormKind) -> Callable[[int], nn.Module]:
     """A constructor ``channels -> module`` for a 2-D norm layer, as in the official pix2pix code.
 
     ``batch``: affine BatchNorm with running stats; ``instance``: InstanceNorm without affine or running stats;
     ``none``: identity (kept as a module so ``nn.Sequential`` indices, hence state_dict keys, do not shift);
-    ``sync_batch``: SyncBatchNorm (behaves like BatchNorm without a process group).
+    ``sync_batch``: :class:`SyncBatchNorm2d` (per-process BatchNorm on CPU, see there).
     """
     _check_norm(kind)
     if kind == "batch":
         return lambda c: nn.BatchNorm2d(c, affine=True, track_running_stats=True)
     if kind == "sync_batch":
-        return lambda c: nn.SyncBatchNorm(c, affine=True, track_running_stats=True)
+        return lambda c: SyncBatchNorm2d(c, affine=True, track_running_stats=True)
     if kind == "instance":
         return lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False)
     return lambda c: nn.Identity()

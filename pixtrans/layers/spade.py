@@ -9,30 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import spectral_norm
 
+from .blocks import SyncBatchNorm2d
+
 ParamFreeNorm = Literal["sync_batch", "batch", "instance"]
 PARAM_FREE_NORMS: tuple[str, ...] = ("sync_batch", "batch", "instance")
-
-
-class SyncBatchNorm2d(nn.SyncBatchNorm):
-    """SyncBatchNorm that synchronises only where it can: CUDA inputs under an initialised process group.
-
-    Elsewhere (CPU, a single process, ``gloo`` on CPU tensors) it is a plain BatchNorm2d, so the same model trains
-    on one CPU and under ``torchrun`` on GPUs. Same state-dict keys as ``nn.BatchNorm2d``.
-    """
-
-    def _check_input_dim(self, input: Tensor) -> None:
-        if input.dim() != 4:
-            raise ValueError(f"SyncBatchNorm2d expects a 4-D (B, C, H, W) input, got {input.dim()}-D")
-
-    def forward(self, input: Tensor) -> Tensor:
-        if input.is_cuda and dist.is_available() and dist.is_initialized():
-            return super().forward(input)
-        return nn.modules.batchnorm._BatchNorm.forward(self, input)
+__all__ = ["PARAM_FREE_NORMS", "SPADE", "SPADEResnetBlock", "SyncBatchNorm2d", "param_free_norm"]
 
 
 def param_free_norm(kind: ParamFreeNorm, channels: int) -> nn.Module:

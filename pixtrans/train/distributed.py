@@ -1,8 +1,12 @@
-"""Multi-process training under ``torchrun``: process group, rank-0 I/O and gradient averaging.
+"""Multi-process training under ``torchrun``: process group, DDP wrappers, buffer sync and rank-0 I/O helpers.
 
-Gradients are averaged with bucketed ``all_reduce`` after each backward pass. This is what DDP does, written out
-because a GAN step runs the generator loss *through* a discriminator whose parameters are frozen for that pass, which
-``DistributedDataParallel`` wrappers handle badly (unused-parameter errors, a reduction per wrapped module per pass).
+Each trained network (G, D, E) gets its own :class:`DDP` wrapper, so its gradients are averaged during ``backward``
+(bucketed, overlapped with the backward pass). The trainer puts a wrapper in place only for the pass that trains
+that network: in the generator step G (and E) are wrapped while D runs as the plain module with
+``requires_grad=False`` (no gradient for D, no reduction for D's wrapper); in the discriminator step only D is
+wrapped. Buffers (BatchNorm statistics, spectral-norm vectors) are broadcast from rank 0 once per step
+(``forward_sync_buffers=False`` on the wrappers, :func:`broadcast_buffers` after the step), DDP's own semantics at one
+collective per step. Every collective runs on the rank's device: CUDA tensors under NCCL, CPU tensors under gloo.
 """
 
 from __future__ import annotations
@@ -12,18 +16,21 @@ import os
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-_BUCKET_BYTES = 25 * 2**20
+_DEVICE = torch.device("cpu")
 
 
 def init_from_env(device: torch.device) -> tuple[int, int]:
-    """Start the process group when launched by torchrun; returns (rank, world_size)."""
+    """Start the process group when launched by torchrun (NCCL on CUDA, gloo on CPU); returns (rank, world)."""
+    global _DEVICE
+    _DEVICE = device
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, device_id=device if device.type == "cuda" else None)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -35,43 +42,90 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+class DDP(DistributedDataParallel):
+    """``DistributedDataParallel`` that forwards unknown attributes to the wrapped network.
+
+    Families call methods and properties of their networks (``G.global_parameters()``, ``G.size_multiple``), so
+    a wrapper in place of ``model.G`` must answer them like the network does.
+    """
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "module":
+                raise
+            return getattr(self.module, name)
+
+
+def wrap(net: nn.Module | None, device: torch.device) -> nn.Module | None:
+    """A DDP wrapper of ``net`` (its trainable parameters at this moment), or ``net`` itself in one process.
+
+    An ``nn.ModuleList`` (MSG U-Net's per-scale discriminators) has no forward: each member is wrapped.
+    """
+    if net is None or not is_distributed() or not any(p.requires_grad for p in net.parameters()):
+        return net
+    if isinstance(net, nn.ModuleList):
+        return nn.ModuleList(wrap(m, device) for m in net)
+    ids = [device] if device.type == "cuda" else None
+    return DDP(net, device_ids=ids, forward_sync_buffers=False)
+
+
+def trainable_signature(net: nn.Module | None) -> tuple[bool, ...]:
+    """Which parameters require a gradient; a wrapper is rebuilt when this changes (progressive freezing)."""
+    return () if net is None else tuple(p.requires_grad for p in net.parameters())
+
+
+def _broadcast_flat(tensors: list[torch.Tensor]) -> None:
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for t in tensors:
+        groups.setdefault((t.dtype, t.device), []).append(t)
+    for group in groups.values():
+        flat = torch.cat([t.detach().reshape(-1) for t in group])
+        dist.broadcast(flat, src=0)
+        offset = 0
+        for t in group:
+            t.data.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+
 def broadcast_module(module: nn.Module) -> None:
     """Give every rank rank 0's parameters and buffers."""
     if is_distributed():
-        for t in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(t.data, src=0)
+        _broadcast_flat(list(module.parameters()) + list(module.buffers()))
 
 
-def average_gradients(params: list[nn.Parameter]) -> None:
-    """Average ``.grad`` over ranks in flat buckets (params without a gradient are skipped on every rank alike)."""
+def broadcast_buffers(modules: list[nn.Module | None]) -> None:
+    """Give every rank rank 0's buffers of ``modules`` (one collective per dtype)."""
     if not is_distributed():
         return
-    world = dist.get_world_size()
-    grads = [p.grad for p in params if p.grad is not None]
-    bucket: list[torch.Tensor] = []
-    size = 0
-    for g in grads + [None]:
-        if g is not None:
-            bucket.append(g)
-            size += g.numel() * g.element_size()
-        if bucket and (g is None or size >= _BUCKET_BYTES):
-            flat = torch.cat([b.reshape(-1) for b in bucket])
-            dist.all_reduce(flat)
-            flat /= world
-            offset = 0
-            for b in bucket:
-                b.copy_(flat[offset : offset + b.numel()].view_as(b))
-                offset += b.numel()
-            bucket, size = [], 0
+    seen: set[int] = set()
+    bufs = []
+    for m in modules:
+        for b in m.buffers() if m is not None else ():
+            if id(b) not in seen:
+                seen.add(id(b))
+                bufs.append(b)
+    if bufs:
+        _broadcast_flat(bufs)
 
 
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any rank (used to stop all ranks together)."""
     if not is_distributed():
         return flag
-    t = torch.tensor([int(flag)])
+    t = torch.tensor([int(flag)], device=_DEVICE)
     dist.all_reduce(t)
     return bool(t.item())
+
+
+def broadcast_float(value: float) -> float:
+    """Rank 0's ``value`` on every rank (e.g. a validation metric that drives the plateau schedule)."""
+    if not is_distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_DEVICE)
+    dist.broadcast(t, src=0)
+    return float(t.item())
 
 
 def barrier() -> None:

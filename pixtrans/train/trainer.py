@@ -12,7 +12,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..checkpoints import LATEST, load_checkpoint_files, load_train_state, resolve_checkpoint, save_checkpoint
 from ..config import ExperimentConfig, save_config
-from ..data.datasets import build_dataset, dataset_info
+from ..data.datasets import ItemKey, build_dataset, dataset_info
 from ..errors import ConfigError, PixtransError
 from ..families import build_model
 from ..families.base import TranslationModel
@@ -35,17 +35,21 @@ class TrainingInterrupted(PixtransError):
     """Raised after a checkpoint was saved because of SIGINT/SIGTERM."""
 
 
-class _Skip(Sampler):
-    """Yields a sampler's indices after skipping the first ``skip`` (resume in the middle of an epoch)."""
+class _Keys(Sampler):
+    """This rank's items of one epoch as :class:`ItemKey` (index, epoch, seed), after skipping the first ``skip``.
 
-    def __init__(self, sampler: Sampler, skip: int):
-        self.sampler, self.skip = sampler, skip
+    Each item's augmentation depends on its key alone, so skipping (resume in the middle of an epoch) and worker
+    processes leave every later item as it would have been.
+    """
+
+    def __init__(self, sampler: DistributedSampler, epoch: int, seed: int, skip: int):
+        self.sampler, self.epoch, self.seed, self.skip = sampler, epoch, seed, skip
 
     def __iter__(self):
-        it = iter(self.sampler)
-        for _ in range(self.skip):
-            next(it, None)
-        yield from it
+        self.sampler.set_epoch(self.epoch)
+        for n, i in enumerate(self.sampler):
+            if n >= self.skip:
+                yield ItemKey(int(i), self.epoch, self.seed)
 
     def __len__(self):
         return max(len(self.sampler) - self.skip, 0)
@@ -133,6 +137,10 @@ class Trainer:
         self.metrics: dict = {}
         if resume:
             self._resume()
+        # the networks the optimizers train; each gets its own DDP wrapper under torchrun (see _wrapped)
+        self._plain = {n: getattr(self.model, n) for n in ("G", "D", "E") if getattr(self.model, n, None) is not None}
+        self._ddp: dict[str, torch.nn.Module] = {}
+        self._ddp_sig: dict[str, tuple] = {}
         self._stop = False
         self._tb = None
 
@@ -223,9 +231,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int, skip_batches: int) -> DataLoader:
-        self.sampler.set_epoch(epoch)
-        sampler = _Skip(self.sampler, skip_batches * self.cfg.data.batch_size)
-        # the loader's own generator keeps worker seeding off the global RNG, so a resumed run draws the same numbers
+        sampler = _Keys(self.sampler, epoch, self.cfg.train.seed, skip_batches * self.cfg.data.batch_size)
+        # items draw from their own (seed, epoch, index) stream; the loader's generator only keeps worker seeding
+        # off the global RNG, whose state the checkpoint carries
         gen = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + epoch * 7919 + self.rank)
         return DataLoader(
             self.dataset,
@@ -243,6 +251,7 @@ class Trainer:
         while True:
             n = 0
             for batch in self._loader(epoch, skip):
+                self.dataset.record_skipped(batch.pop("skipped", []))  # skips made inside worker processes
                 yield epoch, batch
                 n += 1
             if n == 0 and skip == 0:
@@ -260,9 +269,8 @@ class Trainer:
     def _optimize(self, loss: torch.Tensor, names: list[str]) -> None:
         for n in names:
             self.opts[n].zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # under torchrun the DDP wrappers average gradients during backward
         params = [p for n in names for p in self.groups[n].params]
-        dist.average_gradients(params)
         if self.cfg.train.grad_clip > 0:
             for n in names:
                 self.scaler.unscale_(self.opts[n])
@@ -278,22 +286,27 @@ class Trainer:
         x = m.prepare(batch)
         g_names = [n for n in self.opts if n not in m.d_optimizers]
         d_names = [n for n in self.opts if n in m.d_optimizers]
+        # generator step: G (and E) run through their DDP wrappers; D runs as the plain module with requires_grad
+        # off, so the loss reaches G through D while D gets no gradient and its wrapper no reduction to wait for
         saved = _set_requires_grad(m.discriminators(), False)
-        with self._autocast():
-            fakes = m.generate(x)
-            lg = m.g_losses(x, fakes)
-        loss_g = sum(lg.values())
-        self._check_finite(loss_g, lg)
-        self._optimize(loss_g, g_names)
+        with self._wrapped(("G", "E")):
+            with self._autocast():
+                fakes = m.generate(x)
+                lg = m.g_losses(x, fakes)
+            loss_g = sum(lg.values())
+            self._check_finite(loss_g, lg)
+            self._optimize(loss_g, g_names)
         for p, flag in saved:
             p.requires_grad_(flag)
         ld: dict[str, torch.Tensor] = {}
         if d_names:
-            with self._autocast():
+            with self._wrapped(("D",)), self._autocast():
                 ld = m.d_losses(x, [f.detach() for f in fakes])
             loss_d = sum(ld.values())
             self._check_finite(loss_d, ld)
             self._optimize(loss_d, d_names)
+        # BatchNorm statistics / spectral-norm vectors: rank 0's, as DDP's broadcast_buffers, once per step
+        dist.broadcast_buffers(list(self._plain.values()))
         for s in self.scheds.values():
             if not is_plateau(s):
                 s.step()
@@ -303,6 +316,43 @@ class Trainer:
                 b_ema.copy_(b)
         self._last = (x, fakes)
         return {k: float(v.detach()) for k, v in {**lg, **ld}.items()}
+
+    @contextmanager
+    def _wrapped(self, names: tuple[str, ...]):
+        """Inside the block ``model.<name>`` is that network's DDP wrapper (one process: unchanged).
+
+        A wrapper covers the parameters trainable when it is built; when that set changes (pix2pixHD's
+        ``niter_fix_global`` unfreezing the global generator) it is rebuilt. The plain networks are back in place
+        after the block, so checkpoints, EMA, sampling and validation never see ``module.`` names.
+        """
+        names = tuple(n for n in names if n in self._plain)
+        if self.world == 1 or not names:
+            yield
+            return
+        for n in names:
+            sig = dist.trainable_signature(self._plain[n])
+            if self._ddp_sig.get(n) != sig:
+                self._ddp[n], self._ddp_sig[n] = dist.wrap(self._plain[n], self.device), sig
+            setattr(self.model, n, self._ddp[n])
+        try:
+            yield
+        finally:
+            for n in names:
+                setattr(self.model, n, self._plain[n])
+
+    @contextmanager
+    def _ema_weights(self):
+        """The model with the EMA generator's weights in place of the live ones, as ``pixtrans.load`` builds it."""
+        if self.ema is None:
+            yield
+            return
+        gen = self.model.generators()
+        live = {k: v.clone() for k, v in gen.state_dict().items()}
+        gen.load_state_dict(self.ema.module.state_dict())
+        try:
+            yield
+        finally:
+            gen.load_state_dict(live)
 
     def _check_finite(self, total: torch.Tensor, parts: dict) -> None:
         if not torch.isfinite(total):
@@ -405,19 +455,23 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self) -> None:
-        if not self.main:
-            dist.barrier()
-            return
-        from ..eval.evaluate import evaluate_model
+        """Score on rank 0 the generator ``pixtrans.load`` gives (the EMA copy when EMA is on) through the
+        translator (padding to the network's multiple); every rank steps the plateau schedule on that PSNR."""
+        psnr = math.nan
+        if self.main:
+            from ..eval.evaluate import evaluate_model
 
-        res = evaluate_model(self.model, self.cfg, max_items=self.cfg.train.val_items)
-        self.metrics = {**res, "step": self.step}
+            with self._ema_weights():
+                res = evaluate_model(self.model, self.cfg, max_items=self.cfg.train.val_items)
+            self.metrics = {**res, "step": self.step}
+            psnr = res.get("psnr")
+            psnr = math.nan if psnr is None else float(psnr)
+            with open(self.out / "val.csv", "a", newline="") as f:
+                csv.writer(f).writerow([self.step, res.get("psnr"), res.get("ssim"), res.get("vif")])
+        psnr = dist.broadcast_float(psnr)
         for s in self.scheds.values():
-            if is_plateau(s) and not math.isnan(res.get("psnr", float("nan"))):
-                s.step(res["psnr"])
-        with open(self.out / "val.csv", "a", newline="") as f:
-            csv.writer(f).writerow([self.step, res.get("psnr"), res.get("ssim"), res.get("vif")])
-        dist.barrier()
+            if is_plateau(s) and not math.isnan(psnr):
+                s.step(psnr)
 
 
 class _CsvLog:
