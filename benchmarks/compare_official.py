@@ -7,7 +7,8 @@ The official code is not part of pixtrans: point this script at your own checkou
     python benchmarks/compare_official.py spade_cityscapes --size 512x256 --official-spade PATH/SPADE
 
 Both models run in eval mode under ``torch.inference_mode`` with the same input, thread count, warm-up and number of
-runs (pixtrans.infer.bench.benchmark), alternating so that machine load affects both alike. Prints one JSON line per model.
+runs (pixtrans.infer.bench.benchmark), alternating so that machine load affects both alike.
+Prints one JSON line per model.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def main() -> None:
     theirs.eval()
     results = {"pixtrans": [], "official": []}
     for _ in range(2):  # alternate so that load changes hit both
-        results["pixtrans"].append(benchmark(ours.export_module(), (x,), runs=a.runs, warmup=a.warmup))
+        results["pixtrans"].append(benchmark(ours.inference_module(), (x,), runs=a.runs, warmup=a.warmup))
         results["official"].append(benchmark(theirs, (x,), runs=a.runs, warmup=a.warmup))
     for name, rs in results.items():
         best = min(rs, key=lambda r: r["latency_s"])

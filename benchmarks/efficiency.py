@@ -17,7 +17,8 @@ waiting for its threads to be scheduled; ``--threads 1`` avoids that and gives s
 
 The same numbers one at a time: ``pixtrans bench msg_unet --size 1024x512 --json`` and
 ``pixtrans bench pix2pixhd_local --size 1024x512 --json``. FLOPs count a multiply-add as 2 (divide by 2 to compare
-with papers quoting multiply-adds). CPU peak memory is live tensor bytes plus weights and input (see pixtrans.infer.bench).
+with papers quoting multiply-adds). CPU peak memory is live tensor bytes plus weights and input
+(see pixtrans.infer.bench).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def paired_latency(presets_sets: list[tuple[str, list[str]]], width: int, height
     mods, xs = [], []
     for preset, sets in presets_sets:
         m = build(preset, sets).eval()
-        mods.append(m.export_module().to(dev))
+        mods.append(m.inference_module().to(dev))
         xs.append(random_input(m, width, height).to(dev))
     times: list[list[float]] = [[] for _ in mods]
     with torch.inference_mode():

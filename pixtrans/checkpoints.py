@@ -2,6 +2,10 @@
 
 Writes are atomic: everything goes into a temporary folder that is renamed into place, then the run's ``latest``
 pointer is replaced with ``os.replace``. A run killed at any moment leaves the previous checkpoint intact.
+
+The same folder without ``train_state.pt`` and with only the generator side's weights is an *inference folder*
+(:func:`save_inference_folder`, ``pixtrans export RUN --format pixtrans``); both load with ``pixtrans.load``, which
+reads only the tensors it needs (:func:`read_weights`).
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .config import ExperimentConfig, config_from_dict
 from .errors import CheckpointError
@@ -22,7 +28,8 @@ from .errors import CheckpointError
 CONFIG, WEIGHTS, META, STATE, LATEST = "config.yaml", "model.safetensors", "meta.json", "train_state.pt", "latest"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (temporary file in the same folder, fsync, rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -58,7 +65,7 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _atomic_write_text(run_dir / LATEST, final.name + "\n")
+    atomic_write_text(run_dir / LATEST, final.name + "\n")
     _prune(root, keep, final)
     return final
 
@@ -91,16 +98,57 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint_files(path: str | Path) -> tuple[Path, ExperimentConfig, dict[str, torch.Tensor], dict]:
-    """Read config, weights and metadata of a checkpoint (or a run's latest one)."""
+    """Read config, all weights and metadata of a checkpoint (or a run's latest one)."""
+    ck, cfg, meta = read_checkpoint(path)
+    return ck, cfg, read_weights(ck, lambda _: True), meta
+
+
+def read_checkpoint(path: str | Path) -> tuple[Path, ExperimentConfig, dict]:
+    """Config and metadata of a checkpoint (or a run's latest one), without its weights."""
     ck = resolve_checkpoint(path)
     try:
         raw = yaml.safe_load((ck / CONFIG).read_text())
         meta = json.loads((ck / META).read_text()) if (ck / META).is_file() else {}
-        weights = load_file(str(ck / WEIGHTS))
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise CheckpointError(f"{ck}: cannot read checkpoint ({err})") from None
-    cfg = config_from_dict(raw, str(ck / CONFIG))
-    return ck, cfg, weights, meta
+    return ck, config_from_dict(raw, str(ck / CONFIG)), meta
+
+
+def read_weights(ck: Path, want: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+    """Only the tensors of ``ck``'s weights whose key ``want`` accepts (the others are never read from disk)."""
+    try:
+        with safe_open(str(ck / WEIGHTS), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys() if want(k)}  # noqa: SIM118 (safe_open has no __iter__)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{ck}: cannot read {WEIGHTS} ({err})") from None
+
+
+def update_meta(ck: Path, family_meta: dict) -> None:
+    """Merge ``family_meta`` into a checkpoint's ``meta.json`` (atomically)."""
+    path = Path(ck) / META
+    meta = json.loads(path.read_text()) if path.is_file() else {}
+    meta["family_meta"] = {**meta.get("family_meta", {}), **family_meta}
+    atomic_write_text(path, json.dumps(meta, indent=2, default=float))
+
+
+def save_inference_folder(out: str | Path, cfg: ExperimentConfig, weights: dict[str, torch.Tensor], meta: dict) -> Path:
+    """Write an inference folder (config, generator-side weights, metadata; no training state) atomically."""
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / WEIGHTS).is_file())):
+        raise CheckpointError(f"--out {out}: exists and is not an empty folder or an earlier export; pick another")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp_{out.name}_"))
+    try:
+        (tmp / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
+        (tmp / META).write_text(json.dumps({**meta, "family": cfg.family, "inference_only": True}, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 def load_train_state(ck: Path) -> dict:

@@ -74,7 +74,7 @@ def test_pix2pix_round_trip_and_sidecar(tmp_path):
     t = load(ck, device="cpu")
     x = torch.rand(2, 3, 128, 192) * 2 - 1
     with torch.no_grad():
-        ref = t.model.export_module()(x).numpy()
+        ref = t.model.inference_module()(x).numpy()
     out = run_onnx(tmp_path / "m.onnx", x)
     assert out.shape == (2, 3, 128, 192)
     assert np.abs(out - ref).max() < 1e-4
@@ -91,7 +91,7 @@ def test_pix2pixhd_label_sidecar(tmp_path):
     t = load(ck, device="cpu")
     x = label_batch(t, 1, 48, 80)
     with torch.no_grad():
-        ref = t.model.export_module()(x).numpy()
+        ref = t.model.inference_module()(x).numpy()
     assert np.abs(run_onnx(tmp_path / "hd.onnx", x) - ref).max() < 1e-4
 
 
@@ -105,7 +105,7 @@ def test_pix2pixhd_features_get_a_second_input(tmp_path):
     t = load(ck, device="cpu")
     x, feat = label_batch(t, 1, 32, 32), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        ref = t.model.export_module()(x, feat).numpy()
+        ref = t.model.inference_module()(x, feat).numpy()
     assert np.abs(run_onnx(tmp_path / "f.onnx", x, feat) - ref).max() < 1e-4
 
 
@@ -121,7 +121,7 @@ def test_spade(tmp_path, vae):
     t = load(ck, device="cpu")
     x = label_batch(t, 1, 64, 64)
     with torch.no_grad():
-        ref = t.model.export_module()(x).numpy()
+        ref = t.model.inference_module()(x).numpy()
     assert np.abs(run_onnx(tmp_path / "s.onnx", x) - ref).max() < 1e-4
 
 
@@ -132,7 +132,7 @@ def test_msg_unet(tmp_path):
     t = load(ck, device="cpu")
     x = label_batch(t, 1, 40, 24)
     with torch.no_grad():
-        ref = t.model.export_module()(x).numpy()
+        ref = t.model.inference_module()(x).numpy()
     assert np.abs(run_onnx(tmp_path / "g.onnx", x) - ref).max() < 1e-4
 
 
@@ -170,7 +170,7 @@ def test_dynamo_exporter(tmp_path):
     assert not (tmp_path / "d.onnx.data").exists()  # weights inside the one file
     x = torch.rand(3, 3, 192, 64) * 2 - 1
     with torch.no_grad():
-        ref = load(ck, device="cpu").model.export_module()(x).numpy()
+        ref = load(ck, device="cpu").model.inference_module()(x).numpy()
     assert np.abs(run_onnx(tmp_path / "d.onnx", x) - ref).max() < 1e-4
 
 

@@ -183,7 +183,7 @@ def test_pix2pix_unet_with_discriminator(tmp_path):
     assert_same_weights(res.checkpoint, orig)
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
-        assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
+        assert torch.equal(t.model.inference_module()(x), orig.inference_module()(x))
     img = t.translate(((x[0].permute(1, 2, 0) + 1) * 127.5).byte().numpy())
     assert img.size == (64, 64)
     meta = json.loads((res.checkpoint / "meta.json").read_text())
@@ -256,7 +256,7 @@ def test_pix2pixhd_global_with_d_and_options_file(tmp_path, flat_d):
     assert_same_weights(res.checkpoint, orig)
     x = label_input(orig)
     with torch.no_grad():
-        assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
+        assert torch.equal(t.model.inference_module()(x), orig.inference_module()(x))
 
 
 def test_pix2pixhd_local_with_encoder(tmp_path):
@@ -346,7 +346,7 @@ def test_spade_generator_and_discriminator(tmp_path):
     assert_same_weights(res.checkpoint, orig)
     x = label_input(orig)
     with torch.no_grad():
-        assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
+        assert torch.equal(t.model.inference_module()(x), orig.inference_module()(x))
 
 
 def test_spade_upsampling_layers_without_options_file(tmp_path, capsys):
@@ -370,7 +370,7 @@ def test_spade_upsampling_layers_without_options_file(tmp_path, capsys):
     t = load(tmp_path / "ck", device="cpu")
     x = label_input(orig)
     with torch.no_grad():
-        assert torch.equal(t.model.export_module()(x), orig.export_module()(x))
+        assert torch.equal(t.model.inference_module()(x), orig.inference_module()(x))
 
     res = import_official(
         "spade", tmp_path / "latest_net_G.pth", tmp_path / "n", overrides=["model.num_upsampling_layers=normal"]
@@ -422,7 +422,7 @@ def test_spade_old_spectral_norm_file(tmp_path):
     )
     assert any("derived" in n for n in res.notes)
     t = load(tmp_path / "ck", device="cpu")
-    assert torch.isfinite(t.model.export_module()(label_input(orig))).all()
+    assert torch.isfinite(t.model.inference_module()(label_input(orig))).all()
 
 
 # ---------------------------------------------------------------------------------------------- files and CLI

@@ -48,7 +48,7 @@ def test_model_generate_translate_and_discriminators():
     res = m.translate(x)
     assert res.image.shape == (2, 3, 32, 32) and len(res.scales) == 3
     assert torch.equal(res.image, res.scales[-1])
-    assert m.export_module()(x["input"]).shape == (2, 3, 32, 32)
+    assert m.inference_module()(x["input"]).shape == (2, 3, 32, 32)
 
 
 def test_without_intermediate_outputs_one_output_and_one_d():
@@ -81,16 +81,18 @@ def test_gan_fm_vgg_summed_over_scales_with_their_weights(tmp_path):
     vgg = save_random_vgg19(tmp_path / "vgg.safetensors", classifier=False)
     x = _batch()
     losses = {}
-    for alpha, beta in ((10.0, 0.25), (20.0, 0.5)):
+    for feat, vgg_w in ((10.0, 0.25), (20.0, 0.5)):
         torch.manual_seed(0)
-        cfg = MSGUNetConfig(ngf=8, ndf=8, n_scales=3, n_extra_down=1, alpha=alpha, beta=beta, vgg_weights=str(vgg))
+        cfg = MSGUNetConfig(
+            ngf=8, ndf=8, n_scales=3, n_extra_down=1, lambda_feat=feat, lambda_vgg=vgg_w, vgg_weights=str(vgg)
+        )
         m = MSGUNet(cfg, DATA)
         xp = m.prepare(x)
-        losses[alpha] = m.g_losses(xp, m.generate(xp))
+        losses[feat] = m.g_losses(xp, m.generate(xp))
     a, b = losses[10.0], losses[20.0]
     assert torch.allclose(b["G_FM"], 2 * a["G_FM"]) and torch.allclose(b["G_VGG"], 2 * a["G_VGG"])
     assert torch.allclose(b["G_GAN"], a["G_GAN"])
-    # FM is alpha * Σ_scales Σ_layers mean |D(real) - D(fake)| (seed 000 eq. 1)
+    # FM is lambda_feat * Σ_scales Σ_layers mean |D(real) - D(fake)| (the MSG U-Net paper's eq. 1)
     fakes = m.generate(xp)
     src, real = m.scales(xp["input"]), m.scales(xp["target"])
     pf, pr = m.discriminate(src, fakes), m.discriminate(src, real)
@@ -145,7 +147,7 @@ def test_presets_match_pix2pixhd_inputs_and_are_cheaper():
             m = build_model(config_from_dict(table[name]))
             x = torch.empty(1, m.in_channels, 512, 1024)
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            m.export_module()(x)
+            m.inference_module()(x)
         flops[name], channels[name] = fc.get_total_flops(), m.in_channels
         if name == "msg_unet":
             assert m.size_multiple == 256 and len(m.D) == 5

@@ -202,7 +202,8 @@ def _pair(seed: int = 0, size: int = 32) -> dict:
 def test_presets_build_official_networks(monkeypatch):
     assert set(PRESETS) == {"unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"}
     assert set(PRESETS) <= set(presets())
-    monkeypatch.setattr("pixtrans.families.pix2pix.family.init_weights", lambda m, *a: m)  # counts only; init is slow on meta
+    # counts only; init is slow on meta
+    monkeypatch.setattr("pixtrans.families.pix2pix.family.init_weights", lambda m, *a: m)
     with torch.device("meta"):
         model = build_model(config_from_dict(PRESETS["unet_256"]))
     assert isinstance(model, Pix2Pix)
@@ -254,10 +255,10 @@ def test_config_errors_name_the_key():
         _cfg(netG="vit")
 
 
-def test_export_module_maps_input_to_image():
+def test_inference_module_maps_input_to_image():
     model = build_model(_cfg()).eval()
     x = _pair()["input"]
-    assert model.export_module()(x).shape == (1, 3, 32, 32)
+    assert model.inference_module()(x).shape == (1, 3, 32, 32)
 
 
 def test_a_few_steps_lower_the_l1_loss():

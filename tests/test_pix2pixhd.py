@@ -293,13 +293,13 @@ def test_feature_vectors_reference_and_target_styles():
         model.translate(x, {"reference": {"image": torch.zeros(1, 3, 8, 8)}})
 
 
-def test_export_module_and_config_errors():
+def test_inference_module_and_config_errors():
     model = tiny(use_features=True, feat_num=3).eval()
     x = model.prepare(batch(b=1))
-    mod = model.export_module()
+    mod = model.inference_module()
     assert mod(x["input"]).shape == (1, 3, 16, 16)
     assert mod(x["input"], torch.zeros(1, 3, 16, 16)).shape == (1, 3, 16, 16)
-    assert tiny().export_module() is not None
+    assert tiny().inference_module() is not None
     with pytest.raises(ConfigError, match="label maps"):
         Pix2PixHD(Pix2PixHDConfig(use_features=True), DataConfig(label_nc=0))
     with pytest.raises(ConfigError, match="divisible"):

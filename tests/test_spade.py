@@ -377,14 +377,14 @@ def test_no_vae_translate_is_deterministic_and_refuses_a_reference():
         m.translate(x, {"reference": torch.zeros(1, 3, 64, 64)})
 
 
-def test_export_module_folds_spectral_norm_and_matches_eval():
+def test_inference_module_folds_spectral_norm_and_matches_eval():
     for vae in (False, True):
         m, _ = _model(vae=vae, param_free_norm="batch")
         x = m.prepare(_batch(b=2))
         m.generate(x)  # a training pass moves BN stats and the spectral-norm vectors away from their init
         m.eval()
         inp = x["input"]
-        exp = m.export_module()
+        exp = m.inference_module()
         assert not any(_has_sn(c) for c in exp.modules())
         with torch.no_grad():
             o1, o2 = exp(inp), exp(inp)

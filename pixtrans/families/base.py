@@ -9,20 +9,61 @@ four pieces of behaviour:
 - :meth:`g_losses` / :meth:`d_losses` return named, already weighted loss terms; the trainer sums them;
 - :meth:`translate` is inference: full-resolution image plus the style that was used (so it can be reproduced).
 
+Everything outside a family package asks it what it can do instead of checking its name (the capability API):
+:meth:`style_schema` (which styles exist, typed), :meth:`parse_style` (a typed :class:`Style` from JSON),
+:meth:`encode_reference` (the style of a photo), :meth:`feature_map` (per-instance features for K-means),
+:meth:`inference_module`, :meth:`export_inputs`, :meth:`export_size` and :attr:`export_dynamic` (export and bench).
+Built with ``inference=True`` a family holds only what translation needs: no discriminator, no losses.
+
 The trainer builds one Adam optimizer per entry of :meth:`optim_groups`; entries named in ``d_optimizers`` step
 after the discriminator loss, all others after the generator loss.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor, nn
 
 from ..config import DataConfig, Section, TrainConfig
 from ..data.labels import boundary_map, one_hot
+from ..errors import ConfigError
+
+
+def round_up(n: int, m: int) -> int:
+    """The smallest positive multiple of ``m`` that is >= ``n``."""
+    return max(m, math.ceil(n / m) * m)
+
+
+class Style(BaseModel):
+    """A family's style options (subclasses add typed fields); unknown keys are errors naming the key."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+
+class NoStyle(Style):
+    """Deterministic families take no style."""
+
+
+class StyleSchema(BaseModel):
+    """What styles a model takes, for clients (the studio) and the translator.
+
+    ``kind``: ``none`` (deterministic), ``clusters`` (K-means feature clusters per class), ``features`` (per-class
+    feature vectors, no clusters computed yet), ``seed`` (a random style from a seed); ``keys``: the JSON keys a
+    client may send; ``clusters``: class id -> number of clusters; ``reference``: a photo's style can be copied;
+    ``clusterable``: ``pixtrans features`` can compute clusters for it.
+    """
+
+    kind: Literal["none", "clusters", "features", "seed"] = "none"
+    keys: tuple[str, ...] = ()
+    clusters: dict[str, int] = {}
+    seed: bool = False
+    reference: bool = False
+    clusterable: bool = False
 
 
 @dataclass
@@ -48,6 +89,7 @@ class TranslationModel(nn.Module):
 
     family: ClassVar[str] = ""
     Config: ClassVar[type[Section]] = Section
+    Style: ClassVar[type[Style]] = NoStyle
     d_optimizers: ClassVar[tuple[str, ...]] = ("D",)
     # state_dict prefixes that are not saved (frozen pretrained helpers such as the VGG19 of the perceptual loss)
     transient_prefixes: ClassVar[tuple[str, ...]] = ("vgg_loss.",)
@@ -130,8 +172,9 @@ class TranslationModel(nn.Module):
 
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
-    def translate(self, x: dict, style: dict | None = None) -> Translation:
-        """Full-resolution output for a prepared batch ``x``; ``style`` is family specific."""
+    def translate(self, x: dict, style: Style | dict | None = None) -> Translation:
+        """Full-resolution output for a prepared batch ``x``; ``style`` as :meth:`parse_style` takes it."""
+        self.parse_style(style)
         outs = self.generate(x)
         return Translation(image=outs[-1], scales=list(outs), style={})
 
@@ -139,9 +182,82 @@ class TranslationModel(nn.Module):
         """The fixed style used for metrics (validation, ``pixtrans test``), so that they are reproducible."""
         return None
 
-    def export_module(self) -> nn.Module:
-        """A module mapping the prepared input tensor to the output image (for ONNX export and bench)."""
+    # ---------------------------------------------------------------- capabilities
+    def style_schema(self) -> StyleSchema:
+        """What styles this model takes (default: none, the output is deterministic)."""
+        return StyleSchema()
+
+    def parse_style(self, style: Style | dict | None) -> Style:
+        """A typed :class:`Style` from a dict (JSON); unknown keys or wrong types are a :class:`ConfigError`."""
+        if isinstance(style, self.Style):
+            return style
+        if style is not None and not isinstance(style, dict):
+            raise ConfigError(f"style: expected an object (dict), got {type(style).__name__}")
+        try:
+            return self.Style.model_validate(style or {})
+        except ValidationError as err:
+            keys = self.style_schema().keys
+            takes = ", ".join(keys) if keys else "no style (its output is deterministic)"
+            lines = []
+            for e in err.errors():
+                loc = ".".join(str(p) for p in e["loc"]) or "style"
+                msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+                lines.append(f"{loc}: {msg}")
+            raise ConfigError(f"style: {'; '.join(lines)}; this {self.family} model takes {takes}") from None
+
+    def encode_reference(self, photo: Tensor, label: Tensor | None = None, inst: Tensor | None = None) -> dict:
+        """The style (a dict :meth:`parse_style` accepts) that copies a reference photo (1, 3, H, W) in [-1, 1];
+        ``label``/``inst`` (1, 1, H, W) give the photo's layout where the family needs it."""
+        raise ConfigError(f"this {self.family} model takes no style, so it cannot copy a reference photo")
+
+    def feature_map(self, x: dict) -> tuple[Tensor, Tensor]:
+        """(raw per-pixel style features (B, C, H, W), instance ids (B, 1, H, W)) of ``x['target']``, for K-means
+        clustering (``pixtrans features``); only where :meth:`style_schema` says ``clusterable``."""
+        raise ConfigError(f"this {self.family} model has no instance features to cluster")
+
+    def set_clusters(self, clusters: dict[int, Tensor]) -> None:
+        """Store K-means centres per class (``pixtrans features``); they go into the checkpoint via :meth:`meta`."""
+        raise ConfigError(f"this {self.family} model has no instance features to cluster")
+
+    def inference_module(self) -> nn.Module:
+        """A module mapping :meth:`export_inputs` to the output image (ONNX export, bench)."""
         return _LastOutput(self).eval()
+
+    def export_inputs(self, batch: int, height: int, width: int, gen: torch.Generator) -> dict[str, Tensor]:
+        """Named example inputs of :meth:`inference_module`, like real ones: blocky label maps (one-hot +
+        boundaries) or images in [-1, 1]."""
+        data = self.data_cfg
+        if data.label_nc == 0:
+            return {"input": torch.rand(batch, data.input_nc, height, width, generator=gen) * 2 - 1}
+        coarse = (batch, 1, max(1, height // 8), max(1, width // 8))
+        ids = torch.randint(0, data.label_nc, coarse, generator=gen)
+        if data.contain_dontcare:
+            ids[torch.rand(coarse, generator=gen) < 0.05] = 255
+        inst = ids * 1000 + torch.randint(0, 3, coarse, generator=gen)
+        up = nn.functional.interpolate
+        ids = up(ids.float(), size=(height, width), mode="nearest").long()
+        inst = up(inst.float(), size=(height, width), mode="nearest").long()
+        return {"input": self.prepare({"input": ids, "inst": inst})["input"].float().cpu()}
+
+    @property
+    def aspect_ratio(self) -> float:
+        """Width / height of the images the model was made for (1 unless the family records another)."""
+        return 1.0
+
+    def export_size(self) -> tuple[int, int]:
+        """(W, H) to trace and check an export at: the training crop, rounded up to the size multiple."""
+        m = self.size_multiple
+        w = round_up(min(self.data_cfg.crop_size, 512), m)
+        return w, round_up(round(w / self.aspect_ratio), m)
+
+    @property
+    def export_dynamic(self) -> bool:
+        """Whether the inference graph works at any (multiple-of) size; False: only at :meth:`export_size`."""
+        return True
+
+    def export_notes(self) -> dict:
+        """Family-specific notes for an export's sidecar JSON (e.g. how styles enter the graph)."""
+        return {}
 
     def checkpoint_state(self) -> dict[str, Tensor]:
         """The state dict that goes into a checkpoint (without transient modules)."""

@@ -214,28 +214,13 @@ def benchmark(
 
 
 def random_input(model, width: int, height: int, batch: int = 1, seed: int = 0) -> Tensor:
-    """A float input of shape (batch, model.in_channels, H, W): a blocky one-hot label map (+ boundary map)
-    for label models, uniform noise in [-1, 1] for image models."""
-    from ..data.labels import boundary_map, one_hot
-
-    g = torch.Generator().manual_seed(seed)
-    data = model.data_cfg
-    if data.label_nc > 0:
-        coarse = torch.randint(0, data.label_nc, (batch, 1, height // 8 + 1, width // 8 + 1), generator=g)
-        ids = coarse.repeat_interleave(8, 2).repeat_interleave(8, 3)[..., :height, :width]
-        parts = [one_hot(ids, data.label_nc, data.contain_dontcare)]
-        if not data.no_instance:
-            parts.append(boundary_map(ids))
-        x = torch.cat(parts, 1)
-    else:
-        x = torch.rand(batch, model.in_channels, height, width, generator=g) * 2 - 1
-    if x.shape[1] != model.in_channels:
-        raise ConfigError(f"the random input has {x.shape[1]} channels but the model expects {model.in_channels}")
-    return x
+    """The prepared generator input of :meth:`TranslationModel.export_inputs` (a blocky one-hot label map
+    (+ boundary map) for label models, noise in [-1, 1] for image models): (batch, in_channels, H, W)."""
+    return model.export_inputs(batch, height, width, torch.Generator().manual_seed(seed))["input"]
 
 
 def bench_model(model, width: int, height: int, batch: int = 1, **kw) -> dict:
-    """:func:`benchmark` of ``model.export_module()`` (eval mode) on a random (batch, in_channels, H, W) input.
+    """:func:`benchmark` of ``model.inference_module()`` (eval mode) on a random (batch, in_channels, H, W) input.
 
     ``kw`` goes to :func:`benchmark` (runs, warmup, device, dtype, threads). Adds ``family`` and ``batch``.
     """
@@ -249,7 +234,7 @@ def bench_model(model, width: int, height: int, batch: int = 1, **kw) -> dict:
         )
     # the whole model, not only the exported module: generate() may use more than G (encoders, buffers)
     model.to(device=torch.device(kw.get("device", "cpu")), dtype=kw.get("dtype", torch.float32)).eval()
-    x = random_input(model, width, height, batch)
-    out = benchmark(model.export_module(), (x,), **kw)
+    xs = model.export_inputs(batch, height, width, torch.Generator().manual_seed(0)).values()
+    out = benchmark(model.inference_module(), tuple(xs), **kw)
     out.update(family=model.family, batch=batch)
     return out

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..data.palettes import palette as default_palette
 from ..errors import ConfigError, PixtransError
+from ..families.base import round_up
 
 EXPORTERS = ("auto", "torchscript", "dynamo")
 DEFAULT_ATOL = 1e-3
@@ -37,48 +37,14 @@ class ExportFailed(PixtransError):
 
 
 # ---------------------------------------------------------------------------------------------- inputs
+def _example(model, batch: int, height: int, width: int, gen: torch.Generator) -> tuple[Tensor, ...]:
+    """The family's example inputs (:meth:`TranslationModel.export_inputs`) as a tuple in input order."""
+    return tuple(model.export_inputs(batch, height, width, gen).values())
+
+
 def _inputs_spec(model) -> list[tuple[str, int]]:
     """(name, channels) of the exported module's inputs."""
-    spec = [("input", model.in_channels)]
-    if model.family == "pix2pixhd" and getattr(model, "E", None) is not None:
-        spec.append(("feat", model.cfg.feat_num))
-    return spec
-
-
-def _example(model, batch: int, height: int, width: int, gen: torch.Generator) -> tuple[Tensor, ...]:
-    """Random inputs like real ones: blocky label maps (one-hot + boundaries) or images in [-1, 1]."""
-    data = model.data_cfg
-    if data.label_nc > 0:
-        coarse = (batch, 1, max(1, height // 8), max(1, width // 8))
-        ids = torch.randint(0, data.label_nc, coarse, generator=gen)
-        if data.contain_dontcare:
-            ids[torch.rand(coarse, generator=gen) < 0.05] = 255
-        inst = ids * 1000 + torch.randint(0, 3, coarse, generator=gen)
-        up = nn.functional.interpolate
-        ids = up(ids.float(), size=(height, width), mode="nearest").long()
-        inst = up(inst.float(), size=(height, width), mode="nearest").long()
-        inp = model.prepare({"input": ids, "inst": inst})["input"].cpu()
-    else:
-        inp = torch.rand(batch, data.input_nc, height, width, generator=gen) * 2 - 1
-    out = [inp.float()]
-    for _, ch in _inputs_spec(model)[1:]:
-        out.append(torch.rand(batch, ch, height, width, generator=gen) * 2 - 1)
-    return tuple(out)
-
-
-def _round_up(n: int, m: int) -> int:
-    return max(m, math.ceil(n / m) * m)
-
-
-def default_size(model) -> tuple[int, int]:
-    """(W, H) for tracing: the training crop (SPADE VAE: the size its z -> map layer was made for)."""
-    m = model.size_multiple
-    G = model.G
-    if model.family == "spade" and getattr(G, "use_vae", False):
-        return G.sw * m, G.sh * m
-    w = _round_up(min(model.data_cfg.crop_size, 512), m)
-    aspect = float(getattr(model.cfg, "aspect_ratio", 1.0) or 1.0)
-    return w, _round_up(round(w / aspect), m)
+    return [(n, v.shape[1]) for n, v in model.export_inputs(1, 1, 1, torch.Generator()).items()]
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -174,20 +140,20 @@ def export_onnx(
     ``dynamic`` the batch, height and width are free (height and width must stay multiples of
     ``size_multiple``). Returns the sidecar dict plus ``path`` and ``sidecar`` (file paths).
     """
-    from .. import __version__
+    from ..version import __version__
     from .translator import load
 
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter: unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
     t = load(checkpoint, device="cpu", use_ema=use_ema)
     model = t.model.float().eval()
-    module = model.export_module().float().eval()
+    module = model.inference_module().float().eval()
     m = model.size_multiple
-    w, h = (parse_size(size) if isinstance(size, str) else size) or default_size(model)
+    w, h = (parse_size(size) if isinstance(size, str) else size) or model.export_size()
     if w < 1 or h < 1 or w % m or h % m:
         raise ConfigError(
             f"--size {w}x{h}: width and height must be positive multiples of {m} for this model "
-            f"(e.g. {_round_up(w, m)}x{_round_up(h, m)})"
+            f"(e.g. {round_up(w, m)}x{round_up(h, m)})"
         )
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -197,9 +163,8 @@ def export_onnx(
     names = [n for n, _ in spec]
     gen = torch.Generator().manual_seed(0)
 
-    if dynamic and model.family == "spade" and getattr(model.cfg, "use_vae", False):
-        # its z -> map layer is reshaped then resized to the input's size: neither exporter keeps that size-free
-        log(f"export: SPADE with the VAE depends on the input size; exporting at a fixed {w}x{h}")
+    if dynamic and not model.export_dynamic:
+        log(f"export: this {model.family} model's graph depends on the input size; exporting at a fixed {w}x{h}")
         dynamic = False
     plan = [("torchscript", dynamic), ("dynamo", dynamic)] if exporter == "auto" else [(exporter, dynamic)]
     if dynamic:
@@ -297,19 +262,37 @@ def _sidecar(t, model, spec: list[tuple[str, int]], dynamic: bool, size: tuple[i
         f"{how}; float32 NCHW; height and width multiples of {m} (pad, e.g. by reflection, and crop the output)"
     )
     info["output_recipe"] = "RGB NCHW in [-1, 1]: pixel = clip((value + 1) * 127.5, 0, 255)"
-    if model.family == "spade" and getattr(model.cfg, "use_vae", False):
-        info["style"] = "the VAE's z is fixed to 0 (the prior's mean style); seeded styles need pixtrans itself"
-    if len(spec) > 1:
-        info["style"] = (
-            "'feat' holds the pix2pixHD instance features (feat_num channels, constant over each instance); "
-            "feature_clusters gives K-means centres per class id (zeros = neutral style)"
-        )
-        info["feature_clusters"] = (t.meta.get("family_meta") or {}).get("clusters", {})
+    info.update(model.export_notes())
     return info
+
+
+# ---------------------------------------------------------------------------------------------- pixtrans folder
+def export_pixtrans(checkpoint: str | Path, out: str | Path, use_ema: bool = True) -> dict:
+    """A slim inference folder: ``config.yaml``, the generator side's weights (EMA copy folded in, no
+    discriminator, no optimizer state) as ``model.safetensors``, and ``meta.json``; ``pixtrans.load`` reads it like
+    a checkpoint. Returns ``{"path", "tensors", "megabytes", "source_megabytes"}``."""
+    from ..checkpoints import WEIGHTS, save_inference_folder
+    from .translator import load
+
+    t = load(checkpoint, device="cpu", use_ema=use_ema)
+    weights = t.model.checkpoint_state()
+    meta = {k: v for k, v in t.meta.items() if k not in ("family", "step")}
+    meta["source"] = {"checkpoint": t.path.name if t.path else "", "step": t.meta.get("step"), "ema": use_ema}
+    path = save_inference_folder(out, t.cfg, weights, meta)
+    mb = (path / WEIGHTS).stat().st_size / 2**20
+    return {"path": str(path), "tensors": len(weights), "megabytes": mb,
+            "source_megabytes": (t.path / WEIGHTS).stat().st_size / 2**20 if t.path else 0.0}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- command line
 def cmd_export(a) -> None:
+    if a.format == "pixtrans":
+        res = export_pixtrans(a.checkpoint, a.out, use_ema=not a.no_ema)
+        print(
+            f"wrote {res['path']} ({res['tensors']} tensors, {res['megabytes']:.1f} MB; the checkpoint's weights are "
+            f"{res['source_megabytes']:.1f} MB); load it with pixtrans.load or any pixtrans command"
+        )
+        return
     res = export_onnx(
         a.checkpoint, a.out, size=a.size or None, dynamic=a.dynamic, opset=a.opset, exporter=a.exporter,
         atol=a.atol, use_ema=not a.no_ema,
@@ -324,10 +307,16 @@ def cmd_export(a) -> None:
 
 def add_commands(sub) -> None:
     """Register ``pixtrans export``."""
-    p = sub.add_parser("export", help="export a checkpoint's generator to ONNX (verified with onnxruntime)")
+    p = sub.add_parser("export", help="export a checkpoint's generator: ONNX (verified) or a slim pixtrans folder")
     p.add_argument("checkpoint", help="run or checkpoint folder")
-    p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", required=True, help="output .onnx file (a sidecar FILE.json describes the input)")
+    p.add_argument(
+        "--format", choices=["onnx", "pixtrans"], default="onnx",
+        help="onnx: one .onnx file + sidecar JSON; pixtrans: an inference folder (generator weights only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", required=True,
+        help="onnx: output .onnx file (a sidecar FILE.json describes the input); pixtrans: output folder",
+    )  # fmt: skip
     p.add_argument("--size", default="", help="tracing size WxH (default: the training crop)")
     dyn = p.add_mutually_exclusive_group()
     dyn.add_argument("--dynamic", dest="dynamic", action="store_true", default=True,

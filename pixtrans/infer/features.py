@@ -12,8 +12,6 @@ checkpoint's ``meta.json`` (``family_meta.clusters``), where ``pixtrans.load`` f
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from ..checkpoints import update_meta
 from ..errors import ConfigError, PixtransError
 
 
@@ -60,8 +59,7 @@ def collect_features(model, loader, min_area: float = 1 / 64, progress: bool = F
         x = model.prepare(batch)
         if "target" not in x:
             continue
-        raw = model.E.model(x["target"])
-        inst = model._instances(x)
+        raw, inst = model.feature_map(x)
         for b in range(raw.shape[0]):
             means, cls, area = instance_features(raw[b], inst[b, 0], x["label"][b, 0])
             for vec, c, a in zip(means.cpu(), cls.tolist(), area.tolist()):
@@ -93,9 +91,10 @@ def compute_clusters(
         raise ConfigError(f"--k {k}: the number of clusters must be >= 1")
     t = load(run_or_checkpoint, device=device)
     model = t.model
-    if t.family != "pix2pixhd" or getattr(model, "E", None) is None:
+    if not model.style_schema().clusterable:
         raise ConfigError(
-            f"{run_or_checkpoint}: feature clusters need a pix2pixHD model trained with model.use_features: true"
+            f"{run_or_checkpoint}: this {t.family} model has no instance features to cluster (feature clusters need "
+            "a pix2pixHD model trained with model.use_features: true)"
         )
     data = t.cfg.data.model_copy(update={"root": str(data_root or t.cfg.data.root), "max_items": max_items})
     ds = build_dataset(data, split or data.train_split, train=False)
@@ -109,24 +108,13 @@ def compute_clusters(
         centres, counts = kmeans_centres(vecs, k)
         clusters[c] = torch.as_tensor(centres, dtype=torch.float32)
         sizes[c] = counts.tolist()
-    model.clusters = clusters
-    family_meta = {**model.meta(), "cluster_sizes": {str(c): s for c, s in sizes.items()}, "k": k}
-    _update_meta(t.path, family_meta)
+    model.set_clusters(clusters)
+    update_meta(t.path, {**model.meta(), "cluster_sizes": {str(c): s for c, s in sizes.items()}, "k": k})
     return {
         "checkpoint": str(t.path),
         "clusters": {c: int(v.shape[0]) for c, v in clusters.items()},
         "instances": {c: int(len(v)) for c, v in feats.items()},
     }
-
-
-def _update_meta(ck: Path, family_meta: dict) -> None:
-    path = Path(ck) / "meta.json"
-    meta = json.loads(path.read_text()) if path.is_file() else {}
-    meta["family_meta"] = {**meta.get("family_meta", {}), **family_meta}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".meta.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta, f, indent=2)
-    os.replace(tmp, path)
 
 
 def cmd_features(a) -> None:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..checkpoints import load_checkpoint_files
+from ..checkpoints import read_checkpoint, read_weights
 from ..config import DataConfig, ExperimentConfig
 from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
@@ -56,15 +56,20 @@ class Translator:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", use_ema: bool = True) -> Translator:
-        ck, cfg, weights, meta = load_checkpoint_files(path)
-        model = build_model(cfg)
+        """Build the generator side only (no discriminator, losses or VGG) and read only its tensors: the EMA
+        generator's where the checkpoint has one and ``use_ema``, else the raw generator's."""
+        ck, cfg, meta = read_checkpoint(path)
+        model = build_model(cfg, inference=True)
+        own = set(model.checkpoint_state())
+        ema_keys = {"ema." + k for k in model.generators().state_dict()} if use_ema else set()
+        weights = read_weights(ck, lambda k: k in own or k in ema_keys)
+        ema = {k[4:]: weights.pop(k) for k in list(weights) if k.startswith("ema.")}
         try:
-            model.load_checkpoint_state({k: v for k, v in weights.items() if not k.startswith("ema.")})
-        except ValueError as err:
+            model.load_checkpoint_state(weights)
+            if ema:
+                model.generators().load_state_dict(ema)
+        except (ValueError, RuntimeError) as err:
             raise CheckpointError(f"{ck}: {err}") from None
-        ema = {k[4:]: v for k, v in weights.items() if k.startswith("ema.")}
-        if use_ema and ema:
-            model.generators().load_state_dict(ema)
         model.load_meta(meta.get("family_meta", {}))
         dev = torch.device(
             "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device

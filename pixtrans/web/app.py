@@ -177,7 +177,7 @@ def create_app(
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 

@@ -30,6 +30,7 @@ from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
 from ..errors import ConfigError, DataError, PixtransError
 from ..eval.metrics import per_image_metrics
+from ..families.base import round_up
 from ..infer.translator import Translator, load
 from .uploads import ClientError
 
@@ -73,10 +74,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
 
 
-def _round_up(v: int, m: int) -> int:
-    return max(m, -(-v // m) * m)
-
-
 # ---------------------------------------------------------------------------- models
 @dataclass
 class ModelEntry:
@@ -113,31 +110,20 @@ class ModelEntry:
         return int(self.translator.model.size_multiple)
 
     def style_caps(self) -> dict:
-        """What styles the model takes: ``kind`` none | clusters | features | seed, plus per-class cluster counts."""
-        m = self.translator.model
-        if self.family == "pix2pixhd" and getattr(m, "E", None) is not None:
-            clusters = {str(c): int(v.shape[0]) for c, v in getattr(m, "clusters", {}).items()}
-            return {
-                "kind": "clusters" if clusters else "features",
-                "clusters": clusters,
-                "seed": bool(clusters),
-                "reference": True,
-            }
-        if self.family == "spade" and getattr(m, "E", None) is not None:
-            return {"kind": "seed", "clusters": {}, "seed": True, "reference": True}
-        return {"kind": "none", "clusters": {}, "seed": False, "reference": False}
+        """What styles the model takes (the family's :class:`StyleSchema` as JSON)."""
+        return self.translator.model.style_schema().model_dump(include={"kind", "clusters", "seed", "reference"})
 
     def resolution(self, aspect: float | None = None) -> tuple[int, int]:
         """(W, H) the model was trained at (the canvas size for drawing), a multiple of its size multiple."""
         d, m = self.data, self.multiple
-        aspect = aspect or float(getattr(self.cfg.model, "aspect_ratio", 0) or 1.0)
+        aspect = aspect or self.translator.model.aspect_ratio
         if d.preprocess in ("resize_and_crop", "crop", "none"):
             w, h = d.crop_size, d.crop_size
         elif d.preprocess == "scale_width":
             w, h = d.load_size, d.load_size / aspect
         else:
             w, h = d.crop_size, d.crop_size / aspect
-        return _round_up(int(round(w)), m), _round_up(int(round(h)), m)
+        return round_up(int(round(w)), m), round_up(int(round(h)), m)
 
     def tile_size(self) -> int:
         m = self.multiple
@@ -360,13 +346,7 @@ class Studio:
             return {}
         if not isinstance(style, dict):
             raise ClientError(422, f"style for {m.id} must be an object, got {type(style).__name__}")
-        caps = m.style_caps()
-        if m.family == "pix2pixhd" and caps["kind"] != "none":
-            allowed = {"cluster", "clusters", "instances", "features", "seed", "reference"}
-        elif m.family == "spade":
-            allowed = {"seed", "reference"} if caps["kind"] == "seed" else {"seed"}
-        else:
-            allowed = set()
+        allowed = set(m.translator.model.style_schema().keys)
         unknown = set(style) - allowed
         if unknown:
             takes = ", ".join(sorted(allowed)) if allowed else "no style (it is deterministic)"
@@ -438,27 +418,16 @@ class Studio:
             return style
         ref = self._reference_maps(token)
         style = {k: v for k, v in style.items() if k != "reference"}
-        model = m.translator.model
-        if m.family == "spade":
-            return {**style, "reference": to_tensor_image(ref["target"])[None], "reference_name": token}
-        # pix2pixHD: per-class mean features of the photo under its own layout (a sample) or the input's layout
-        mult = 2**model.cfg.n_downsample_E
-        if "label" in ref:
+        if "label" in ref:  # a sample: the photo with its own layout, at the model's resolution
             ref = T.PairedTransform(m.data, train=False)({k: ref[k] for k in ("label", "inst", "target") if k in ref})
-            label, inst, photo = ref["label"], ref.get("inst"), ref["target"]
-        else:
-            label, inst, photo = maps["label"], maps.get("inst"), ref["target"]
-        h, w = label.shape
-        W, H = _round_up(w, mult), _round_up(h, mult)
-        photo = T.resize_photo(photo, W, H)
-        label = T.resize_ids(label, W, H)
-        inst = T.resize_ids(inst, W, H) if inst is not None else None
-        vectors = model.encode_style(
-            to_tensor_image(photo)[None],
-            to_tensor_ids(label)[None],
-            None if inst is None else to_tensor_ids(inst)[None],
-        )
-        return {**style, "features": {**vectors, **(style.get("features") or {})}}
+        else:  # an uploaded photo: under the input's layout
+            ref = {**{k: maps[k] for k in ("label", "inst") if k in maps}, "target": ref["target"]}
+        ids = {k: to_tensor_ids(ref[k])[None] for k in ("label", "inst") if k in ref}
+        photo = to_tensor_image(ref["target"])[None]
+        encoded = m.translator.model.encode_reference(photo, ids.get("label"), ids.get("inst"))
+        if "reference" in encoded:  # the family encodes the photo itself at translation time
+            return {**style, **encoded, "reference_name": token}
+        return {**style, **{k: {**v, **(style.get(k) or {})} for k, v in encoded.items()}}
 
     # -- translation (inference thread)
     def _batch(self, m: ModelEntry, maps: dict[str, np.ndarray]) -> dict:

@@ -1,5 +1,6 @@
-"""MSG U-Net (Laxman et al., seed 000): a U-Net fed the source at every pyramid scale that emits an image at every
-scale, one PatchGAN per scale; loss = Σ_k GAN + α Σ_k FM + β Σ_k VGG (α = 10, β = 0.25).
+"""MSG U-Net (Laxman et al., the MSG U-Net paper): a U-Net fed the source at every pyramid scale that emits an image
+at every scale, one PatchGAN per scale; loss = Σ_k GAN + α Σ_k FM + β Σ_k VGG (α = ``lambda_feat`` = 10,
+β = ``lambda_vgg`` = 0.25).
 
 Generator (§2.1): two stride-1 conv blocks at full resolution, then per pyramid scale a stride-2 conv block whose
 output is concatenated with the source resized to that scale and merged by a 1x1 conv block; below the coarsest
@@ -23,7 +24,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from ...config import DataConfig, Section
-from ...layers.blocks import NormKind, init_weights
+from ...layers.blocks import InitKind, NormKind, init_weights
 from ...layers.discriminators import NLayerDiscriminator
 from ...losses import GANLoss, feature_matching_loss
 from ..base import TranslationModel
@@ -31,7 +32,9 @@ from .networks import VGG_MIN_SIZE, MSGUNetGenerator, pyramid
 
 
 class MSGUNetConfig(Section):
-    """MSG U-Net settings: generator shape, per-scale PatchGANs and the loss weights of seed 000 eq. (1)."""
+    """MSG U-Net settings: generator shape, per-scale PatchGANs and the loss weights of the paper's eq. (1)."""
+
+    renamed = {"init": "init_type", "alpha": "lambda_feat", "beta": "lambda_vgg"}
 
     ngf: int = 16  # full-resolution width; doubles per level up to max_ch
     max_ch: int = 512
@@ -39,14 +42,15 @@ class MSGUNetConfig(Section):
     n_extra_down: int = 4  # plain U-Net levels below the coarsest scale (128x64 -> 8x4 in the paper)
     norm: NormKind = "instance"
     skip: Literal["add", "cat"] = "add"  # how decoder levels join their encoder skip (the paper adds)
-    init: Literal["normal", "xavier", "kaiming", "orthogonal", "none"] = "normal"
+    init_type: InitKind = "normal"
+    init_gain: float = 0.02
     intermediate_outputs: bool = True  # False: only the full-resolution output and its D (gradient study)
     ndf: int = 64
     n_layers_D: int = 3
     norm_D: NormKind = "instance"
     gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
-    alpha: float = 10.0  # discriminator feature matching weight
-    beta: float = 0.25  # VGG19 perceptual loss weight
+    lambda_feat: float = 10.0  # discriminator feature matching weight (the paper's α)
+    lambda_vgg: float = 0.25  # VGG19 perceptual loss weight (the paper's β)
     no_vgg_loss: bool = False
     vgg_weights: str = ""  # VGG19 weights file or URL ("" = PIXTRANS_VGG19 or the torch hub cache)
 
@@ -61,8 +65,8 @@ class MSGUNetConfig(Section):
             raise ValueError("n_scales + n_extra_down must be >= 2 (at least one downsampling)")
         if self.max_ch < self.ngf:
             raise ValueError(f"max_ch ({self.max_ch}) must be >= ngf ({self.ngf})")
-        if self.alpha < 0 or self.beta < 0:
-            raise ValueError("alpha and beta are loss weights and must be >= 0")
+        if self.lambda_feat < 0 or self.lambda_vgg < 0:
+            raise ValueError("lambda_feat and lambda_vgg are loss weights and must be >= 0")
         return self
 
 
@@ -88,7 +92,7 @@ class MSGUNet(TranslationModel):
             cfg.skip,
             cfg.intermediate_outputs,
         )
-        init_weights(self.G, cfg.init, 0.02)
+        init_weights(self.G, cfg.init_type, cfg.init_gain)
         self.vgg_loss: nn.Module | None = None  # built on first use: inference and bench need no VGG weights
         if inference:
             return
@@ -99,7 +103,7 @@ class MSGUNet(TranslationModel):
             )
             for _ in range(n_d)
         )
-        init_weights(self.D, cfg.init, 0.02)
+        init_weights(self.D, cfg.init_type, cfg.init_gain)
         self.gan_loss = GANLoss(cfg.gan_mode, scale_reduction="sum")
 
     @property
@@ -128,7 +132,7 @@ class MSGUNet(TranslationModel):
         if self.vgg_loss is None:
             from ...layers.vgg import VGGLoss
 
-            # seed 000 eq. (1): every VGG layer's mean L1 counts equally
+            # the paper's eq. (1): every VGG layer's mean L1 counts equally
             self.vgg_loss = VGGLoss(self.cfg.vgg_weights or None, layer_weights=(1.0,) * 5).to(self.device)
         return self.vgg_loss
 
@@ -137,17 +141,17 @@ class MSGUNet(TranslationModel):
         sources, reals = self.scales(x["input"]), self.scales(x["target"])
         pred_fake = self.discriminate(sources, fakes)
         losses = {"G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False)}
-        if cfg.alpha > 0:
+        if cfg.lambda_feat > 0:
             with torch.no_grad():
                 pred_real = self.discriminate(sources, reals)
             # Σ_k Σ_i mean |D_k^i(real) - D_k^i(fake)|: per scale, unweighted layers (eq. 1)
             fm = [feature_matching_loss(r, f, weight=1.0, layer_weight=1.0) for r, f in zip(pred_real, pred_fake)]
-            losses["G_FM"] = cfg.alpha * torch.stack(fm).sum()
-        if cfg.beta > 0 and not cfg.no_vgg_loss:
+            losses["G_FM"] = cfg.lambda_feat * torch.stack(fm).sum()
+        if cfg.lambda_vgg > 0 and not cfg.no_vgg_loss:
             vgg = self._vgg()
             terms = [vgg(f, r) for f, r in zip(fakes, reals) if min(f.shape[-2:]) >= VGG_MIN_SIZE]
             if terms:
-                losses["G_VGG"] = cfg.beta * torch.stack(terms).sum()
+                losses["G_VGG"] = cfg.lambda_vgg * torch.stack(terms).sum()
         return losses
 
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
@@ -161,7 +165,7 @@ class MSGUNet(TranslationModel):
         }
 
     # ------------------------------------------------------------------ inference
-    def export_module(self) -> nn.Module:
+    def inference_module(self) -> nn.Module:
         """The generator returning its full-resolution output (the coarse branches cost < 1% of the FLOPs)."""
         return FullResolution(self.G)
 

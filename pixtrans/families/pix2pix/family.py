@@ -16,7 +16,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from ...config import DataConfig, Section
-from ...layers.blocks import NormKind, init_weights
+from ...layers.blocks import InitKind, NormKind, init_weights
 from ...layers.discriminators import NLayerDiscriminator, PixelDiscriminator
 from ...losses import GANLoss
 from ..base import Translation, TranslationModel
@@ -38,7 +38,7 @@ class Pix2PixConfig(Section):
     dropout: bool = True
     gan_mode: Literal["vanilla", "lsgan", "hinge"] = "vanilla"
     lambda_L1: float = 100.0
-    init_type: Literal["normal", "xavier", "xavier_uniform", "kaiming", "orthogonal", "none"] = "normal"
+    init_type: InitKind = "normal"
     init_gain: float = 0.02
     # False = the paper's test protocol (official test.py without --eval): batch norm with the test image's own
     # statistics and dropout on, so outputs vary per call. translate/test only; export and bench use eval mode.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import official
-from .family import STYLE_KEYS, Pix2PixHD, Pix2PixHDConfig
+from .family import Pix2PixHD, Pix2PixHDConfig, Pix2PixHDStyle
 from .networks import Encoder, GlobalGenerator, LocalEnhancer, Padding, ResnetBlock
 from .presets import PRESETS
 
@@ -19,6 +19,6 @@ __all__ = [
     "Padding",
     "Pix2PixHDConfig",
     "Pix2PixHD",
-    "STYLE_KEYS",
+    "Pix2PixHDStyle",
     "PRESETS",
 ]

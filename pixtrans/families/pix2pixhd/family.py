@@ -3,7 +3,7 @@ boundary maps and an instance-wise feature encoder whose K-means clusters give d
 
 Layer structure and state-dict keys follow the official NVIDIA/pix2pixHD networks (``G.model.<i>``,
 ``G.model<n>_1/_2``, ``E.model.<i>``): official ``netG``/``netE`` weights load with a ``G.``/``E.`` prefix, ``netD``
-through :func:`pixtrans.layers.discriminators.pix2pixhd_d_keys`.
+through :func:`pixtrans.families.pix2pixhd.official.pix2pixhd_d_keys`.
 
 Widths: ``ngf`` is the width of the *global* generator; local enhancer ``n`` (1 = coarsest) uses ``ngf / 2**n``,
 so ``netG: local, ngf: 64`` is the official ``--netG local --ngf 32``, and a stage-1 (global) checkpoint with the
@@ -15,23 +15,25 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import model_validator
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from pydantic import NonNegativeInt as NonNegInt
 from torch import Tensor, nn
 
 from ...config import DataConfig, Section, TrainConfig
 from ...errors import CheckpointError, ConfigError
-from ...layers.blocks import init_weights
+from ...layers.blocks import InitKind, init_weights
 from ...layers.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
 from ...layers.instance_pool import instance_means
 from ...losses import GANLoss, feature_matching_loss
-from ..base import OptimGroup, Translation, TranslationModel
+from ..base import OptimGroup, Style, StyleSchema, Translation, TranslationModel, round_up
 from .networks import Encoder, GlobalGenerator, LocalEnhancer, Padding
-
-STYLE_KEYS = ("cluster", "clusters", "instances", "features", "reference", "features_from", "seed")
 
 
 class Pix2PixHDConfig(Section):
     """pix2pixHD model settings (defaults: official code)."""
+
+    renamed = {"init": "init_type"}
 
     netG: Literal["global", "local"] = "global"
     ngf: int = 64  # global generator width; local enhancer n (1 = coarsest) uses ngf / 2**n
@@ -41,7 +43,8 @@ class Pix2PixHDConfig(Section):
     n_blocks_local: int = 3
     norm: Literal["instance", "batch", "none"] = "instance"
     padding: Padding = "reflect"
-    init: Literal["normal", "xavier", "kaiming", "orthogonal", "none"] = "normal"
+    init_type: InitKind = "normal"
+    init_gain: float = 0.02
     ndf: int = 64
     n_layers_D: int = 3
     num_D: int = 2  # official default; the paper uses 3
@@ -70,6 +73,19 @@ class Pix2PixHDConfig(Section):
         return self
 
 
+class Pix2PixHDStyle(Style):
+    """Styles of a pix2pixHD model with the feature encoder (see :class:`Pix2PixHD`); class and instance ids are
+    ints (JSON object keys as strings are accepted)."""
+
+    cluster: int | None = Field(None, ge=0)
+    clusters: dict[int, NonNegInt] = {}
+    instances: dict[int, NonNegInt] = {}
+    features: dict[int, list[float]] = {}
+    reference: Any = None
+    features_from: Literal["target"] | None = None
+    seed: int | None = Field(None, ge=0)
+
+
 class Pix2PixHD(TranslationModel):
     """pix2pixHD: ``G`` (GlobalGenerator or LocalEnhancer), ``D`` (multi-scale PatchGAN), ``E`` when
     ``use_features``. Style dict for :meth:`translate` (class ids as int or str keys):
@@ -88,6 +104,7 @@ class Pix2PixHD(TranslationModel):
 
     family = "pix2pixhd"
     Config = Pix2PixHDConfig
+    Style = Pix2PixHDStyle
 
     def __init__(self, cfg: Pix2PixHDConfig, data: DataConfig, inference: bool = False):
         super().__init__(cfg, data, inference)
@@ -126,7 +143,7 @@ class Pix2PixHD(TranslationModel):
             )
         for net in (self.G, self.E, self.D):
             if net is not None:
-                init_weights(net, cfg.init, 0.02)
+                init_weights(net, cfg.init_type, cfg.init_gain)
         if not inference:
             self.gan_loss = GANLoss(cfg.gan_mode, scale_reduction="sum")  # official: summed over scales
         self.vgg_loss: nn.Module | None = None  # built on first use (needs weights; not needed for inference)
@@ -166,14 +183,11 @@ class Pix2PixHD(TranslationModel):
 
     def style_features(self, x: dict, style: dict | None) -> tuple[Tensor, dict]:
         """The feature map for ``x`` from a style dict (see the class docstring) and the style that reproduces it."""
-        style = dict(style or {})
-        unknown = set(style) - set(STYLE_KEYS)
-        if unknown:
-            raise ConfigError(f"style: unknown key(s) {sorted(unknown)}; use {', '.join(STYLE_KEYS)}")
+        style = self.parse_style(style)
         label = x["label"].long()
         used: dict[str, Any] = {}
-        if "reference" in style:
-            img, ref_label, ref_inst = _reference(style["reference"])
+        if style.reference is not None:
+            img, ref_label, ref_inst = _reference(style.reference)
             if ref_label is None:
                 if tuple(img.shape[-2:]) != tuple(label.shape[-2:]):
                     raise ConfigError(
@@ -184,19 +198,18 @@ class Pix2PixHD(TranslationModel):
                 ref_label, ref_inst = label[:1], self._instances(x)[:1]
             vectors = self.encode_style(img, ref_label, ref_inst)
             used["features"] = vectors
-        elif style.get("features_from") == "target":
+        elif style.features_from == "target":
             if "target" not in x:
                 raise ConfigError("style.features_from: 'target' needs the target photo (e.g. in `pixtrans test`)")
             return self.encode(x), {"features_from": "target"}
-        elif not self.clusters and not style.get("features") and "target" in x:
+        elif not self.clusters and not style.features and "target" in x:
             return self.encode(x), {"features_from": "target"}  # no clusters yet: the photo's own features
         else:
-            vectors = {int(c): list(v) for c, v in (style.get("features") or {}).items()}
+            vectors = {c: list(v) for c, v in style.features.items()}
             if vectors:
                 used["features"] = vectors
-            per_class = {int(c): int(k) for c, k in (style.get("clusters") or {}).items()}
-            every = style.get("cluster")
-            seed = int(style.get("seed", 0))
+            per_class, every = style.clusters, style.cluster
+            seed = style.seed or 0
             gen, drew = torch.Generator().manual_seed(seed), False
             chosen: dict[int, int] = {}
             for c in torch.unique(label).tolist():
@@ -218,8 +231,8 @@ class Pix2PixHD(TranslationModel):
             if drew:
                 used["seed"] = seed
         feat = self._paint(label, vectors)
-        if style.get("instances"):
-            used["instances"] = self._paint_instances(feat, label, self._instances(x), style["instances"])
+        if style.instances:
+            used["instances"] = self._paint_instances(feat, label, self._instances(x), style.instances)
         return feat, used
 
     def _paint(self, label: Tensor, vectors: dict[int, list[float]]) -> Tensor:
@@ -335,7 +348,61 @@ class Pix2PixHD(TranslationModel):
         out = self.G(inp)
         return Translation(image=out, scales=[out], style=used)
 
-    def export_module(self) -> nn.Module:
+    # ------------------------------------------------------------------ capabilities
+    def style_schema(self) -> StyleSchema:
+        if self.E is None:
+            return StyleSchema()
+        clusters = {str(c): int(v.shape[0]) for c, v in self.clusters.items()}
+        return StyleSchema(
+            kind="clusters" if clusters else "features",
+            keys=("cluster", "clusters", "instances", "features", "seed", "reference"),
+            clusters=clusters,
+            seed=bool(clusters),
+            reference=True,
+            clusterable=True,
+        )
+
+    def encode_reference(self, photo: Tensor, label: Tensor | None = None, inst: Tensor | None = None) -> dict:
+        """Per-class mean features of ``photo`` under its layout ``label`` (photo resized to the layout, both to a
+        multiple of the encoder's downsampling): ``{"features": {class: vector}}``."""
+        if self.E is None:
+            return super().encode_reference(photo)
+        if label is None:
+            raise ConfigError("style.reference: a pix2pixHD style photo needs its label map (its layout)")
+        label = label.long().reshape(1, 1, *label.shape[-2:])
+        inst = None if inst is None else inst.long().reshape(label.shape)
+        m = 2**self.cfg.n_downsample_E
+        h, w = round_up(label.shape[-2], m), round_up(label.shape[-1], m)
+        photo = F.interpolate(photo.float().reshape(1, 3, *photo.shape[-2:]), size=(h, w), mode="bilinear")
+        label, inst = (None if t is None else F.interpolate(t.float(), size=(h, w)).long() for t in (label, inst))
+        return {"features": self.encode_style(photo.clamp(-1, 1), label, inst)}
+
+    def feature_map(self, x: dict) -> tuple[Tensor, Tensor]:
+        if self.E is None:
+            return super().feature_map(x)
+        return self.E.model(x["target"]), self._instances(x)
+
+    def set_clusters(self, clusters: dict[int, Tensor]) -> None:
+        if self.E is None:
+            super().set_clusters(clusters)
+        self.clusters = {int(c): torch.as_tensor(v, dtype=torch.float32) for c, v in clusters.items()}
+
+    def export_inputs(self, batch: int, height: int, width: int, gen: torch.Generator) -> dict[str, Tensor]:
+        inputs = super().export_inputs(batch, height, width, gen)
+        if self.E is not None:
+            inputs["feat"] = torch.rand(batch, self.cfg.feat_num, height, width, generator=gen) * 2 - 1
+        return inputs
+
+    def export_notes(self) -> dict:
+        if self.E is None:
+            return {}
+        return {
+            "style": "'feat' holds the pix2pixHD instance features (feat_num channels, constant over each instance); "
+            "feature_clusters gives K-means centres per class id (zeros = neutral style)",
+            "feature_clusters": self.meta().get("clusters", {}),
+        }
+
+    def inference_module(self) -> nn.Module:
         """The generator on the prepared input; with ``use_features`` a second input ``feat`` (B, feat_num, H, W)
         is concatenated (zeros when omitted, so the module also runs on the prepared input alone)."""
         return self.G if self.E is None else _WithFeatures(self.G, self.cfg.feat_num)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import official
-from .family import SPADE, SPADEConfig
+from .family import SPADE, SPADEConfig, SPADEStyle
 from .networks import NUM_UP, ConvEncoder, DNorm, SPADEGenerator, SPADENLayerDiscriminator, UpLayers, reparameterize
 from .official import official_state_dict
 from .presets import PRESETS
@@ -21,6 +21,7 @@ __all__ = [
     "NUM_UP",
     "DNorm",
     "SPADEConfig",
+    "SPADEStyle",
     "SPADE",
     "official_state_dict",
     "PRESETS",

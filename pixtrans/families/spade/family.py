@@ -20,10 +20,11 @@ import hashlib
 import secrets
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import model_validator
+from pydantic import Field, StrictInt, model_validator
 from torch import Tensor, nn
 
 from ...config import DataConfig, Section, TrainConfig
@@ -32,7 +33,7 @@ from ...layers.blocks import InitKind, init_weights
 from ...layers.discriminators import MultiScaleDiscriminator
 from ...layers.spade import ParamFreeNorm
 from ...losses import GANLoss, GanMode, feature_matching_loss, kl_loss
-from ..base import OptimGroup, Translation, TranslationModel
+from ..base import OptimGroup, Style, StyleSchema, Translation, TranslationModel
 from .networks import ConvEncoder, DNorm, SPADEGenerator, SPADENLayerDiscriminator, UpLayers, reparameterize
 
 
@@ -85,6 +86,15 @@ class SPADEConfig(Section):
         return self
 
 
+class SPADEStyle(Style):
+    """``seed`` (z drawn from it on the CPU: same seed, same image on any device) or ``reference`` (a photo:
+    tensor, PIL image, uint8 array or file path; z = the encoder's mean code), ``reference_name`` recorded with it."""
+
+    seed: StrictInt | None = Field(None, ge=0)
+    reference: Any = None
+    reference_name: str | None = None
+
+
 class SPADE(TranslationModel):
     """The SPADE family: ``G`` (:class:`SPADEGenerator`), ``D`` (multi-scale :class:`SPADENLayerDiscriminator`
     on ``cat(semantics, image)``), ``E`` (:class:`ConvEncoder`, only with ``use_vae``).
@@ -95,6 +105,7 @@ class SPADE(TranslationModel):
 
     family = "spade"
     Config = SPADEConfig
+    Style = SPADEStyle
 
     def __init__(self, cfg: SPADEConfig, data: DataConfig, inference: bool = False):
         super().__init__(cfg, data, inference)
@@ -204,38 +215,61 @@ class SPADE(TranslationModel):
         The returned ``style`` is ``{"seed": n}`` or ``{"reference": name-or-hash}``. Models without the VAE are
         deterministic: a seed is ignored (style ``{}``), a reference photo is an error.
         """
-        style = dict(style or {})
-        unknown = set(style) - {"seed", "reference", "reference_name"}
-        if unknown:
-            raise ConfigError(f"style: unknown key(s) {sorted(unknown)} for SPADE; use 'seed' or 'reference'")
+        style = self.parse_style(style)
         seg = x["input"]
         if self.E is None:
-            if style.get("reference") is not None:
+            if style.reference is not None:
                 raise ConfigError(
                     "style: this SPADE model was trained without the VAE style encoder (model.use_vae: false), "
                     "so it cannot take the style of a reference photo"
                 )
             img = self.G(seg)
             return Translation(image=img, scales=[img], style={})
-        if style.get("reference") is not None:
-            ref, name = _reference_tensor(style["reference"], style.get("reference_name"))
+        if style.reference is not None:
+            ref, name = _reference_tensor(style.reference, style.reference_name)
             if ref.shape[0] not in (1, seg.shape[0]):
                 raise DataError("<reference>", f"{ref.shape[0]} reference photos for a batch of {seg.shape[0]}")
             mu, _ = self.E(ref.to(self.device, seg.dtype))
             z, used = mu.expand(seg.shape[0], -1), {"reference": name}
         else:
-            seed = style.get("seed")
-            if seed is None:
-                seed = secrets.randbelow(2**31)
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-                raise ConfigError(f"style: seed must be a non-negative integer, got {seed!r}")
+            seed = secrets.randbelow(2**31) if style.seed is None else style.seed
             g = torch.Generator().manual_seed(int(seed))
             z = torch.randn(seg.shape[0], self.cfg.z_dim, generator=g).to(self.device, seg.dtype)
             used = {"seed": int(seed)}
         img = self.G(seg, z)
         return Translation(image=img, scales=[img], style=used)
 
-    def export_module(self) -> nn.Module:
+    # ---------------------------------------------------------------- capabilities
+    def style_schema(self) -> StyleSchema:
+        if self.E is None:  # deterministic; a seed is accepted and ignored
+            return StyleSchema(kind="none", keys=("seed",))
+        return StyleSchema(kind="seed", keys=("seed", "reference"), seed=True, reference=True)
+
+    def encode_reference(self, photo: Tensor, label: Tensor | None = None, inst: Tensor | None = None) -> dict:
+        """The photo itself: :meth:`translate` encodes it to the VAE's mean code (any size; layout not needed)."""
+        if self.E is None:
+            return super().encode_reference(photo)
+        return {"reference": photo}
+
+    @property
+    def aspect_ratio(self) -> float:
+        return float(self.cfg.aspect_ratio)
+
+    def export_size(self) -> tuple[int, int]:
+        if self.cfg.use_vae:  # the z -> map layer is sized for the training crop
+            return self.G.sw * self.size_multiple, self.G.sh * self.size_multiple
+        return super().export_size()
+
+    @property
+    def export_dynamic(self) -> bool:
+        return not self.cfg.use_vae
+
+    def export_notes(self) -> dict:
+        if not self.cfg.use_vae:
+            return {}
+        return {"style": "the VAE's z is fixed to 0 (the prior's mean style); seeded styles need pixtrans itself"}
+
+    def inference_module(self) -> nn.Module:
         """Segmap -> image for ONNX export and bench: the generator with spectral norm folded into its weights
         (:meth:`SPADEGenerator.fold_spectral_norm`, same outputs as eval mode, no per-call power-iteration
         arithmetic, a plain-conv graph) and channels-last weights (faster CPU convolutions). VAE models use z = 0
