@@ -75,7 +75,14 @@ FAMILIES: dict[str, dict] = {
     },
     "msg_unet": {
         "data": {"no_instance": False},
-        "model": {"ngf": 32, "n_scales": 4, "n_extra_down": 1, "gan_mode": "lsgan", "alpha": 10.0, "no_vgg_loss": True},
+        "model": {
+            "ngf": 32,
+            "n_scales": 4,
+            "n_extra_down": 1,
+            "gan_mode": "lsgan",
+            "lambda_feat": 10.0,
+            "no_vgg_loss": True,
+        },
     },
 }
 

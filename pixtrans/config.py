@@ -7,8 +7,10 @@ An experiment config has four sections: ``family`` (which model family), ``data`
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -18,9 +20,38 @@ from .registry import model_config_class
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated."""
+    """Base of every config section: unknown keys are errors, assignments are validated.
+
+    ``renamed`` maps a section's old key names to the current ones: an old name still loads (existing YAML files and
+    checkpoints' ``config.yaml``) with a :class:`DeprecationWarning` naming both; giving both names is an error.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, raw: Any):
+        old = [key for key in cls.renamed if isinstance(raw, dict) and key in raw]
+        if not old:
+            return raw
+        raw = dict(raw)
+        for key in old:
+            new = cls.renamed[key]
+            if new in raw:
+                raise ValueError(f"{key!r} is the old name of {new!r}; give only {new!r}")
+            raw[new] = raw.pop(key)
+            _deprecated(f"{cls.__name__}: {key!r} is renamed {new!r}; the old name still loads but will be removed")
+        return raw
+
+
+def _deprecated(message: str) -> None:
+    """Warn with one line on stderr. Config keys come from YAML, not Python, so the DeprecationWarning is shown
+    even though the default filters hide it outside ``__main__``, unless filters were chosen (``-W``)."""
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            warnings.simplefilter("always", DeprecationWarning)
+        warnings.warn_explicit(message, DeprecationWarning, "pixtrans.config", 0)
 
 
 Layout = Literal["synth", "pix2pixhd", "cityscapes", "coco", "ade20k", "custom", "aligned", "paired"]
@@ -41,7 +72,7 @@ class DataConfig(Section):
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
-    color_jitter: float = 0.0  # probability of a colour jitter of the target/source photo (seed 001: 0.5)
+    color_jitter: float = 0.0  # probability of colour jitter on the photo (pix2pix re-implementation report: 0.5)
     batch_size: int = 1
     num_workers: int = 0
     on_error: Literal["raise", "skip"] = "raise"  # bad files: stop with a clear error, or skip and count
@@ -77,7 +108,7 @@ class TrainConfig(Section):
     beta2: float = 0.999
     lr_policy: Literal["constant", "linear", "step", "plateau"] = "linear"
     lr_decay_start: float = 0.5  # linear: fraction of steps after which the lr decays linearly to 0
-    lr_step_epochs: int = 20  # step: multiply by lr_gamma every this many epochs (seed 001)
+    lr_step_epochs: int = 20  # step: multiply by lr_gamma every this many epochs (pix2pix re-implementation report)
     lr_gamma: float = 0.1
     amp: Literal["off", "bf16", "fp16"] = "off"
     ema: float = 0.0  # EMA decay of G (0 = off, e.g. 0.999)

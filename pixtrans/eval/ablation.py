@@ -1,4 +1,5 @@
-"""MSG U-Net resolution ablation (seed 000 §3.2, Tables 2 and 3): SSIM for every input resolution x output scale.
+"""MSG U-Net resolution ablation (the MSG U-Net paper's §3.2, Tables 2 and 3): SSIM for every input resolution x
+output scale.
 
 For each input resolution the source (label ids or image) is downsampled to that pyramid scale and
 nearest-upsampled back to full size before it is fed to the generator, so only the information of the low-res

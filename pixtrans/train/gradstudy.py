@@ -1,5 +1,5 @@
-"""MSG U-Net gradient study (seed 000 Fig. 2): gradient magnitudes of the encoder's first layers after N training
-steps with and without the intermediate (multi-scale) outputs.
+"""MSG U-Net gradient study (Fig. 2 of the MSG U-Net paper): gradient magnitudes of the encoder's first layers after
+N training steps with and without the intermediate (multi-scale) outputs.
 
 Both runs start from the same seed and data order and train with the shared trainer; a hook records ``|grad|`` of
 every encoder conv weight during the generator updates of the last ``collect`` steps. Writes

@@ -1,4 +1,5 @@
-"""Learning-rate policies: constant, linear decay to zero, step decay per epoch (seed 001), plateau."""
+"""Learning-rate policies: constant, linear decay to zero, step decay per epoch (from the pix2pix
+re-implementation report), plateau."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Human ratings (seed 001's self-evaluation) in SQLite: a translation score 0-10 given on input + output, then a
-difference score 0-10 once the ground truth is shown; summaries are mean ± std per model."""
+"""Human ratings in SQLite, as in the self-evaluation of the pix2pix re-implementation report: a translation score
+0-10 given on input + output, then a difference score 0-10 once the ground truth is shown; summaries are mean ± std
+per model."""
 
 from __future__ import annotations
 
