@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo test test-fast wheel-test lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
+
+# The built wheel in a fresh venv (torch==2.13.0 + its PyPI dependencies) runs a short demo outside the repository.
+wheel-test: install
+	PIXTRANS_WHEEL_TEST=1 $(BIN)/python -m pytest -q -s tests/test_packaging.py -k wheel
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
