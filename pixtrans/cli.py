@@ -21,7 +21,7 @@ EXTENSIONS = [
         "MSG U-Net: encoder gradient magnitudes with vs without intermediate outputs (plot + JSON)",
         "train.gradstudy",
     ),
-    ("export", "export a checkpoint's generator to ONNX (verified with onnxruntime)", "infer.export"),
+    ("export", "export a checkpoint's generator: ONNX (verified) or a slim pixtrans folder", "infer.export"),
     ("import", "import official pix2pix / pix2pixHD / SPADE weights as a pixtrans checkpoint", "infer.importer"),
     ("serve", "the web studio: draw, translate with several models, browse, rate, download", "web.app"),
 ]

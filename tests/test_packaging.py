@@ -71,7 +71,8 @@ def test_extension_commands_load_on_demand(capsys):
         assert e.value.code == 0
         out = capsys.readouterr().out
         assert out.startswith(f"usage: pixtrans {name} ") and "--" in out.split("options:")[-1].replace("--help", "")
-        assert next(a.help for a in sub._choices_actions if a.dest == name) == help_line
+        module_help = next(a.help for a in sub._choices_actions if a.dest == name)
+        assert module_help == help_line, f"update the help line of {name!r} in cli.EXTENSIONS"
 
 
 def test_missing_extra_is_one_line_naming_it():
