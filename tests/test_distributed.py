@@ -74,7 +74,10 @@ def _equal_ranks_worker(rank: int, world: int, port: int, root: str, out: str, s
     result = {}
     try:
         for family in FAMILIES:
-            cfg = tiny_cfg(family, root, f"train.steps={steps}", "data.batch_size=2", "train.ema=0.9")
+            extra = [f"train.steps={steps}", "data.batch_size=2", "train.ema=0.9"]
+            if family == "pix2pix":  # validation on rank 0 drives the plateau schedule of every rank
+                extra += ["train.val_every=2", "train.val_items=2", "train.lr_policy=plateau"]
+            cfg = tiny_cfg(family, root, *extra)
             trainer = Trainer(cfg, Path(out) / family)
             trainer.fit()
             nets = {
@@ -82,6 +85,7 @@ def _equal_ranks_worker(rank: int, world: int, port: int, root: str, out: str, s
             }
             nets["ema"] = trainer.ema.module
             hashes = {n: state_hash(m) for n, m in nets.items()}
+            hashes["schedules"] = json.dumps({n: s.state_dict() for n, s in trainer.scheds.items()}, default=str)
             assert not any(k.startswith(("module.", "G.module", "D.module")) for k in trainer.model.state_dict())
             gathered: list = [None] * world
             torch.distributed.all_gather_object(gathered, hashes)
@@ -101,6 +105,8 @@ def test_every_rank_holds_the_same_weights_and_buffers(synth_root, tmp_path):
     for family, (r0, r1) in result.items():
         assert r0 == r1, family
         assert {"G", "D", "ema"} <= set(r0)
+    plateau = json.loads(result["pix2pix"][0]["schedules"])["G"]
+    assert plateau["last_epoch"] == 1 and plateau["best"] != "-inf"  # stepped once, on rank 0's PSNR, on each rank
     assert "E" in result["pix2pixhd"][0] and "E" in result["spade"][0]
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from pixtrans.errors import DataError
 from pixtrans.eval.metrics import MetricAccumulator, image_metrics, per_image_metrics
-from pixtrans.eval.plots import plot_heatmap, plot_losses
+from pixtrans.eval.plots import log_columns, plot_heatmap, plot_losses, read_log
 from pixtrans.eval.report import make_grid, save_image, tensor_to_pil, write_html_report
 
 
@@ -132,11 +132,18 @@ def test_report_links_existing_files(tmp_path):
     assert "&lt;s0&gt;" in text and "<th>psnr</th>" in text and "20.5" in text and "test run" in text
 
 
-def test_plots_write_pngs(tmp_path):
-    log = tmp_path / "log.csv"
-    lines = ["step,epoch,images_per_s,lr,G_GAN,G_L1,D_real"]
-    lines += [f"{s},{s // 10},5.0,{2e-4 * (1 - s / 200)},{1 / (s + 1)},{2 / (s + 1)},{0.5}" for s in range(0, 200, 5)]
-    log.write_text("\n".join(lines) + "\n")
+def test_plots_write_pngs(synth_root, tmp_path):
+    from pixtrans.config import load_config
+    from pixtrans.train.trainer import Trainer
+
+    # the log a real training run writes (learning rates as lr_<optimizer>: lr_G, lr_D)
+    over = ["model.ngf=8", "model.ndf=8", "model.num_downs=5", "data.load_size=32", "data.crop_size=32"]
+    over += ["train.steps=3", "train.log_every=1", "train.progress=false", "train.sample_every=0"]
+    cfg = load_config("configs/pix2pix_synth.yaml", [f"data.root={synth_root}", *over])
+    Trainer(cfg, tmp_path / "run").fit()
+    log = tmp_path / "run" / "log.csv"
+    losses, lrs = log_columns(read_log(log))
+    assert sorted(losses) == ["D_fake", "D_real", "G_GAN", "G_L1"] and lrs == ["lr_G", "lr_D"]
     png = plot_losses(log, tmp_path / "plots" / "losses.png")
     assert Image.open(png).size[0] > 100
     heat = plot_heatmap(

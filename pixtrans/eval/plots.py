@@ -14,8 +14,19 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 
-# Columns of the trainer's CSV log that are not losses.
-NON_LOSS = ("step", "epoch", "images_per_s", "lr", "lr_D", "time", "wall_s")
+# Columns of the trainer's CSV log that are not losses (learning rates, ``lr`` or ``lr_<optimizer>``, neither).
+NON_LOSS = ("step", "epoch", "images_per_s", "time", "wall_s")
+
+
+def _is_lr(column: str) -> bool:
+    return column == "lr" or column.startswith("lr_")
+
+
+def log_columns(log: dict[str, np.ndarray]) -> tuple[list[str], list[str]]:
+    """(loss columns, learning-rate columns) of a :func:`read_log` result; all-empty columns are left out."""
+    filled = [k for k in log if not np.all(np.isnan(log[k]))]
+    lrs = [k for k in filled if _is_lr(k)]
+    return [k for k in filled if k not in NON_LOSS and k not in lrs], lrs
 
 
 def _num(text: str) -> float:
@@ -56,8 +67,7 @@ def plot_losses(csv_path: str | os.PathLike, png_path: str | os.PathLike, title:
     """Loss curves (raw, faint, and smoothed) over steps, with the learning rate below; returns the PNG path."""
     log = read_log(csv_path)
     step = log["step"]
-    losses = [k for k in log if k not in NON_LOSS and not np.all(np.isnan(log[k]))]
-    lrs = [k for k in ("lr", "lr_D") if k in log and not np.all(np.isnan(log[k]))]
+    losses, lrs = log_columns(log)
     fig = Figure(figsize=(9, 6 if lrs else 4.5))
     axes = fig.subplots(
         2 if lrs else 1,
