@@ -43,7 +43,7 @@ FAMILIES = {
 
 def tiny_cfg(family: str, root, *extra: str):
     name, over = FAMILIES[family]
-    return load_config(ROOT / "configs" / f"{name}.yaml", [f"data.root={root}", *TINY32, *over, *extra])
+    return load_config(ROOT / "pixtrans" / "configs" / f"{name}.yaml", [f"data.root={root}", *TINY32, *over, *extra])
 
 
 def free_port() -> int:

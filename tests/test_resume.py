@@ -21,7 +21,7 @@ from pixtrans.data.datasets import ItemKey, build_dataset
 from pixtrans.train.trainer import Trainer, _Keys
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = ROOT / "configs" / "pix2pix_synth.yaml"
+CFG = ROOT / "pixtrans" / "configs" / "pix2pix_synth.yaml"
 TINY = [
     "model.ngf=8",
     "model.ndf=8",
