@@ -38,6 +38,41 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_folder(
+    final: Path, cfg: ExperimentConfig, weights: dict[str, torch.Tensor], meta: dict, train_state: dict | None = None
+) -> None:
+    """Write a checkpoint folder into a temporary sibling, fsync it, then swap it into ``final``; an existing
+    ``final`` is moved aside first and removed only after the new one is in place (never the only good copy)."""
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp_{final.name}_"))
+    old = final.parent / f".old_{final.name}_{os.getpid()}"
+    try:
+        (tmp / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
+        (tmp / META).write_text(json.dumps({**meta, "family": cfg.family}, indent=2, default=float))
+        if train_state is not None:
+            torch.save(train_state, tmp / STATE)
+        for f in tmp.iterdir():
+            _fsync(f)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        _fsync(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
@@ -52,19 +87,7 @@ def save_checkpoint(
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:07d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp_step_{step:07d}_"))
-    try:
-        (tmp / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
-        (tmp / META).write_text(json.dumps({**meta, "step": step, "family": cfg.family}, indent=2, default=float))
-        if train_state is not None:
-            torch.save(train_state, tmp / STATE)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _write_folder(final, cfg, weights, {**meta, "step": step}, train_state)
     atomic_write_text(run_dir / LATEST, final.name + "\n")
     _prune(root, keep, final)
     return final
@@ -114,13 +137,21 @@ def read_checkpoint(path: str | Path) -> tuple[Path, ExperimentConfig, dict]:
     return ck, config_from_dict(raw, str(ck / CONFIG)), meta
 
 
-def read_weights(ck: Path, want: Callable[[str], bool]) -> dict[str, torch.Tensor]:
-    """Only the tensors of ``ck``'s weights whose key ``want`` accepts (the others are never read from disk)."""
+def read_weights(ck: Path, want: Callable[[str], bool], keys_only: bool = False) -> dict[str, torch.Tensor]:
+    """Only the tensors of ``ck``'s weights whose key ``want`` accepts (the others are never read from disk);
+    ``keys_only``: every key, mapped to None (the file header alone is read)."""
     try:
         with safe_open(str(ck / WEIGHTS), framework="pt", device="cpu") as f:
+            if keys_only:
+                return dict.fromkeys(f.keys())
             return {k: f.get_tensor(k) for k in f.keys() if want(k)}  # noqa: SIM118 (safe_open has no __iter__)
     except (OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{ck}: cannot read {WEIGHTS} ({err})") from None
+
+
+def weight_keys(ck: Path) -> list[str]:
+    """The tensor names in ``ck``'s weights (read from the file header only)."""
+    return list(read_weights(ck, lambda _: False, keys_only=True))
 
 
 def update_meta(ck: Path, family_meta: dict) -> None:
@@ -137,17 +168,7 @@ def save_inference_folder(out: str | Path, cfg: ExperimentConfig, weights: dict[
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / WEIGHTS).is_file())):
         raise CheckpointError(f"--out {out}: exists and is not an empty folder or an earlier export; pick another")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp_{out.name}_"))
-    try:
-        (tmp / CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / WEIGHTS))
-        (tmp / META).write_text(json.dumps({**meta, "family": cfg.family, "inference_only": True}, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _write_folder(out, cfg, weights, {**meta, "inference_only": True})
     return out
 
 

@@ -208,7 +208,7 @@ def cmd_bench(a) -> None:
             from .config import apply_overrides
 
             apply_overrides(raw, [item])
-        model = build_model(config_from_dict(raw, f"preset {a.model}"))
+        model = build_model(config_from_dict(raw, f"preset {a.model}"), inference=True)
     elif Path(a.model).exists():
         from .infer.translator import load
 

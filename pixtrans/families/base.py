@@ -100,6 +100,7 @@ class TranslationModel(nn.Module):
         self.data_cfg = data
         self.inference = inference  # True: generator side only (no discriminator, no losses)
         self.D: nn.Module | None = None
+        self.vgg_loss: nn.Module | None = None  # built on first use: inference and bench need no VGG weights
 
     # ---------------------------------------------------------------- properties
     @property
@@ -149,6 +150,15 @@ class TranslationModel(nn.Module):
 
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def perceptual_loss(self, **kw) -> nn.Module:
+        """The VGG19 perceptual loss (:class:`~pixtrans.layers.vgg.VGGLoss`, ``kw`` to it) with the weights named by
+        ``model.vgg_weights``, built on first use (missing weights: an error that says how to provide them)."""
+        if self.vgg_loss is None:
+            from ..layers.vgg import VGGLoss
+
+            self.vgg_loss = VGGLoss(self.cfg.vgg_weights or None, **kw).to(self.device)
+        return self.vgg_loss
 
     def optim_groups(self, train: TrainConfig) -> dict[str, OptimGroup]:
         """Default: Adam on G (lr) and D (lr_D or lr) with the configured betas."""
@@ -263,9 +273,10 @@ class TranslationModel(nn.Module):
         """The state dict that goes into a checkpoint (without transient modules)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith(self.transient_prefixes)}
 
-    def load_checkpoint_state(self, state: dict[str, Tensor]) -> None:
-        """Load :meth:`checkpoint_state` output; missing or unexpected keys are an error naming them."""
-        missing, unexpected = self.load_state_dict(state, strict=False)
+    def load_checkpoint_state(self, state: dict[str, Tensor], assign: bool = False) -> None:
+        """Load :meth:`checkpoint_state` output; missing or unexpected keys are an error naming them.
+        ``assign``: take the tensors themselves (a model built on the meta device gets real storage)."""
+        missing, unexpected = self.load_state_dict(state, strict=False, assign=assign)
         missing = [k for k in missing if not k.startswith(self.transient_prefixes)]
         if missing or unexpected:
             raise ValueError(f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..checkpoints import read_checkpoint, read_weights
+from ..checkpoints import read_checkpoint, read_weights, weight_keys
 from ..config import DataConfig, ExperimentConfig
 from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
@@ -56,20 +56,27 @@ class Translator:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", use_ema: bool = True) -> Translator:
-        """Build the generator side only (no discriminator, losses or VGG) and read only its tensors: the EMA
-        generator's where the checkpoint has one and ``use_ema``, else the raw generator's."""
+        """Build the generator side only (no discriminator, losses or VGG) on the meta device, then read only its
+        tensors into it: the EMA generator's where the checkpoint has one and ``use_ema``, else the raw generator's.
+        Nothing is randomly initialised and no weight is held twice."""
         ck, cfg, meta = read_checkpoint(path)
-        model = build_model(cfg, inference=True)
+        with torch.device("meta"):
+            model = build_model(cfg, inference=True)
         own = set(model.checkpoint_state())
-        ema_keys = {"ema." + k for k in model.generators().state_dict()} if use_ema else set()
-        weights = read_weights(ck, lambda k: k in own or k in ema_keys)
-        ema = {k[4:]: weights.pop(k) for k in list(weights) if k.startswith("ema.")}
+        prefix = next(n for n, m in model.named_children() if m is model.generators()) + "."
+        ema = {"ema." + k[len(prefix) :]: k for k in own if k.startswith(prefix)} if use_ema else {}
+        if not set(ema) <= set(weight_keys(ck)):
+            ema = {}  # no (complete) EMA copy: the raw generator
+        raw = set(ema.values())
+        weights = read_weights(ck, lambda k: (k in own and k not in raw) or k in ema)
         try:
-            model.load_checkpoint_state(weights)
-            if ema:
-                model.generators().load_state_dict(ema)
+            # clone: tensors in fresh (aligned) storage, so kernels sum exactly as after a copy into parameters
+            model.load_checkpoint_state({ema.get(k, k): weights.pop(k).clone() for k in list(weights)}, assign=True)
         except (ValueError, RuntimeError) as err:
             raise CheckpointError(f"{ck}: {err}") from None
+        empty = [n for n, v in [*model.named_parameters(), *model.named_buffers()] if v.is_meta]
+        if empty:
+            raise CheckpointError(f"{ck}: the checkpoint has no weights for {', '.join(empty[:5])}")
         model.load_meta(meta.get("family_meta", {}))
         dev = torch.device(
             "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device

@@ -93,7 +93,6 @@ class MSGUNet(TranslationModel):
             cfg.intermediate_outputs,
         )
         init_weights(self.G, cfg.init_type, cfg.init_gain)
-        self.vgg_loss: nn.Module | None = None  # built on first use: inference and bench need no VGG weights
         if inference:
             return
         n_d = cfg.n_scales if cfg.intermediate_outputs else 1
@@ -128,14 +127,6 @@ class MSGUNet(TranslationModel):
             raise ValueError(f"MSG U-Net: expected {self.n_outputs} images (one per scale), got {len(images)}")
         return [d(torch.cat([s, im.to(s.dtype)], 1)) for d, s, im in zip(self.D, sources, images, strict=True)]
 
-    def _vgg(self) -> nn.Module:
-        if self.vgg_loss is None:
-            from ...layers.vgg import VGGLoss
-
-            # the paper's eq. (1): every VGG layer's mean L1 counts equally
-            self.vgg_loss = VGGLoss(self.cfg.vgg_weights or None, layer_weights=(1.0,) * 5).to(self.device)
-        return self.vgg_loss
-
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         cfg = self.cfg
         sources, reals = self.scales(x["input"]), self.scales(x["target"])
@@ -148,7 +139,7 @@ class MSGUNet(TranslationModel):
             fm = [feature_matching_loss(r, f, weight=1.0, layer_weight=1.0) for r, f in zip(pred_real, pred_fake)]
             losses["G_FM"] = cfg.lambda_feat * torch.stack(fm).sum()
         if cfg.lambda_vgg > 0 and not cfg.no_vgg_loss:
-            vgg = self._vgg()
+            vgg = self.perceptual_loss(layer_weights=(1.0,) * 5)  # the paper's eq. (1)
             terms = [vgg(f, r) for f, r in zip(fakes, reals) if min(f.shape[-2:]) >= VGG_MIN_SIZE]
             if terms:
                 losses["G_VGG"] = cfg.lambda_vgg * torch.stack(terms).sum()

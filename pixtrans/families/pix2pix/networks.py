@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ...layers.blocks import NormKind, conv_bias, norm_layer
+from ...layers.resnet import ResnetBlock
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -78,31 +79,6 @@ class UnetGenerator(nn.Module):
         return self.model(x)
 
 
-_PADS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}
-
-
-class ResnetBlock(nn.Module):
-    """``x + (pad, conv3x3, norm, relu, [dropout], pad, conv3x3, norm)(x)``."""
-
-    def __init__(self, dim: int, padding: str, norm: NormKind, dropout: bool, bias: bool):
-        super().__init__()
-        if padding not in ("reflect", "replicate", "zero"):
-            raise ValueError(f"padding must be reflect, replicate or zero, not {padding!r}")
-        p = 1 if padding == "zero" else 0
-        make_norm = norm_layer(norm)
-
-        def pad() -> list[nn.Module]:
-            return [] if padding == "zero" else [_PADS[padding](1)]
-
-        layers = pad() + [nn.Conv2d(dim, dim, 3, padding=p, bias=bias), make_norm(dim), nn.ReLU(True)]
-        layers += [nn.Dropout(0.5)] if dropout else []
-        layers += pad() + [nn.Conv2d(dim, dim, 3, padding=p, bias=bias), make_norm(dim)]
-        self.conv_block = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv_block(x)
-
-
 class ResnetGenerator(nn.Module):
     """Johnson et al.'s generator: 7x7 conv, two stride-2 downs, ``n_blocks`` residual blocks, two ups, 7x7 conv."""
 
@@ -128,7 +104,7 @@ class ResnetGenerator(nn.Module):
                 make_norm(ngf * mult * 2),
                 nn.ReLU(True),
             ]
-        layers += [ResnetBlock(ngf * 4, padding, norm, dropout, bias) for _ in range(n_blocks)]
+        layers += [ResnetBlock(ngf * 4, norm, padding, dropout, bias) for _ in range(n_blocks)]
         for mult in (4, 2):
             up = nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, 2, 1, output_padding=1, bias=bias)
             layers += [up, make_norm(ngf * mult // 2), nn.ReLU(True)]

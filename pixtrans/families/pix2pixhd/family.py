@@ -146,7 +146,6 @@ class Pix2PixHD(TranslationModel):
                 init_weights(net, cfg.init_type, cfg.init_gain)
         if not inference:
             self.gan_loss = GANLoss(cfg.gan_mode, scale_reduction="sum")  # official: summed over scales
-        self.vgg_loss: nn.Module | None = None  # built on first use (needs weights; not needed for inference)
         self.clusters: dict[int, Tensor] = {}  # class id -> (K, feat_num) K-means centres (checkpoint meta)
         self._frozen: bool | None = None
 
@@ -273,13 +272,6 @@ class Pix2PixHD(TranslationModel):
             inp = torch.cat([inp, feat.to(inp.dtype)], 1)
         return [self.G(inp)]
 
-    def _vgg(self) -> nn.Module:
-        if self.vgg_loss is None:
-            from ...layers.vgg import VGGLoss
-
-            self.vgg_loss = VGGLoss(self.cfg.vgg_weights).to(self.device)
-        return self.vgg_loss
-
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         cfg, fake, real, cond = self.cfg, fakes[-1], x["target"], x["input"]
         pred_fake = self.D(torch.cat([cond, fake], 1))
@@ -289,7 +281,7 @@ class Pix2PixHD(TranslationModel):
                 pred_real = self.D(torch.cat([cond, real], 1))
             losses["G_GAN_Feat"] = feature_matching_loss(pred_real, pred_fake, weight=cfg.lambda_feat)
         if not cfg.no_vgg_loss:
-            losses["G_VGG"] = self._vgg()(fake, real) * cfg.lambda_vgg
+            losses["G_VGG"] = self.perceptual_loss()(fake, real) * cfg.lambda_vgg
         return losses
 
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:

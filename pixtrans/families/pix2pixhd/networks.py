@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor, nn
 
 from ...layers.blocks import norm_layer
 from ...layers.instance_pool import instance_mean_pool
-
-Padding = Literal["reflect", "replicate", "zero"]
+from ...layers.resnet import Padding, ResnetBlock
 
 
 # ---------------------------------------------------------------------------------------------------- networks
-def _pad(padding: Padding, width: int) -> list[nn.Module]:
-    if padding == "reflect":
-        return [nn.ReflectionPad2d(width)]
-    if padding == "replicate":
-        return [nn.ReplicationPad2d(width)]
-    if padding == "zero":
-        return []
-    raise ValueError(f"padding: unknown padding {padding!r}; choose reflect, replicate or zero")
-
-
-class ResnetBlock(nn.Module):
-    """``x + (pad, conv3x3, norm, ReLU, pad, conv3x3, norm)(x)``; keys ``conv_block.<i>`` as official."""
-
-    def __init__(self, dim: int, norm: str = "instance", padding: Padding = "reflect"):
-        super().__init__()
-        make_norm, p = norm_layer(norm), int(padding == "zero")
-        layers = [*_pad(padding, 1), nn.Conv2d(dim, dim, 3, padding=p), make_norm(dim), nn.ReLU(True)]
-        layers += [*_pad(padding, 1), nn.Conv2d(dim, dim, 3, padding=p), make_norm(dim)]
-        self.conv_block = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv_block(x).add_(x)
-
-
 def _encoder_decoder(
     in_ch: int, out_ch: int, ngf: int, n_down: int, n_blocks: int, norm: str, padding: Padding
 ) -> list[nn.Module]:

@@ -134,7 +134,6 @@ class SPADE(TranslationModel):
                 init_weights(net, cfg.init_type, cfg.init_gain)
         if not inference:
             self.gan_loss = GANLoss(cfg.gan_mode)
-        self.vgg_loss: nn.Module | None = None  # built on first use (needs weights; not needed for inference)
 
     @property
     def size_multiple(self) -> int:
@@ -163,13 +162,6 @@ class SPADE(TranslationModel):
         out = self.D(both)
         return [[f[:n] for f in scale] for scale in out], [[f[n:] for f in scale] for scale in out]
 
-    def _vgg(self) -> nn.Module:
-        if self.vgg_loss is None:
-            from ...layers.vgg import VGGLoss
-
-            self.vgg_loss = VGGLoss(self.cfg.vgg_weights).to(self.device)
-        return self.vgg_loss
-
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         cfg, fake, real = self.cfg, fakes[-1], _target(x)
         pred_fake, pred_real = self.discriminate(x["input"], fake, real)
@@ -177,7 +169,7 @@ class SPADE(TranslationModel):
         if not cfg.no_ganFeat_loss:
             losses["G_GAN_Feat"] = feature_matching_loss(pred_real, pred_fake, cfg.lambda_feat, layer_weight=1.0)
         if not cfg.no_vgg_loss:
-            losses["G_VGG"] = self._vgg()(fake, real) * cfg.lambda_vgg
+            losses["G_VGG"] = self.perceptual_loss()(fake, real) * cfg.lambda_vgg
         if "mu" in x:
             losses["KLD"] = kl_loss(x["mu"].float(), x["logvar"].float()) * cfg.lambda_kld
         return losses
