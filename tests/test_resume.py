@@ -101,7 +101,7 @@ def test_item_keys_make_the_stream_independent_of_workers_and_world_size(synth_r
 
 
 @pytest.mark.slow
-def test_bad_files_found_in_worker_processes_are_booked_in_the_trainer(synth_root, tmp_path):
+def test_bad_files_found_in_worker_processes_are_booked_in_the_trainer(synth_root, tmp_path, capsys):
     import shutil
 
     root = tmp_path / "data"
@@ -111,6 +111,7 @@ def test_bad_files_found_in_worker_processes_are_booked_in_the_trainer(synth_roo
     t = Trainer(_cfg(root, "data.on_error=skip", "data.num_workers=2", "train.steps=8"), tmp_path / "r")
     t.fit()
     assert t.dataset.skipped == 1 and [p.path for p in t.dataset.problems] == [str(bad)]
+    assert f"skipped 1 bad file(s): {bad}" in capsys.readouterr().out
 
 
 def _env():

@@ -412,6 +412,7 @@ class Trainer:
             if self.main and t.sample_every:
                 self._sample()
             ck = self.save()
+            self._report_skipped()
             if self.main:
                 from ..eval.plots import plot_losses
 
@@ -425,6 +426,18 @@ class Trainer:
                 self._tb.close()
 
     # ------------------------------------------------------------------ outputs
+    def _report_skipped(self) -> None:
+        """Rank 0 names the bad files every rank skipped (``data.on_error: skip``), worker processes included."""
+        paths = [p.path for p in self.dataset.problems]
+        if dist.is_distributed():
+            gathered: list = [None] * self.world
+            torch.distributed.all_gather_object(gathered, paths)
+            paths = [p for ps in gathered for p in ps]
+        paths = sorted(set(paths))
+        if self.main and paths:
+            more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+            print(f"data.on_error=skip: skipped {len(paths)} bad file(s): {', '.join(paths[:5])}{more}")
+
     def _tensorboard(self, row: dict, ips: float) -> None:
         if not self.cfg.train.tensorboard:
             return
