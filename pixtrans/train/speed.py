@@ -33,11 +33,23 @@ def check_compile(device: torch.device) -> None:
         raise ConfigError("train.compile: torch.compile on CPU needs a C++ compiler (g++ or clang++); none found")
 
 
+def check_channels_last(model: nn.Module, device: torch.device) -> None:
+    """On CPU, PyTorch's instance-norm backward returns wrong input gradients when the incoming gradient is
+    channels_last (found here with torch 2.13: errors as large as the gradient itself, float64 too), so
+    ``train.channels_last`` is refused for models with instance norm on CPU."""
+    if device.type == "cpu" and any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in model.modules()):
+        raise ConfigError(
+            "train.channels_last: on CPU, PyTorch's instance-norm backward gives wrong gradients for channels_last "
+            "tensors, and this model has instance norm; leave it off (it is slower on CPU anyway)"
+        )
+
+
 def prepare_model(model: nn.Module, t: TrainConfig, device: torch.device) -> None:
     """Apply the speed options to a model on its device (in place; parameter names stay unchanged)."""
     if device.type == "cpu":
         tune_malloc()
     if t.channels_last:
+        check_channels_last(model, device)
         model.to(memory_format=torch.channels_last)
     if t.compile:
         check_compile(device)
