@@ -121,3 +121,30 @@ def test_encode_reference_gives_a_style_the_translator_reproduces(tmp_path):
     out = t.translate(ids, style=style)
     again = t.translate(ids, style=json.loads(out.info["pixtrans_style"]))
     assert out.tobytes() == again.tobytes()
+
+
+def test_read_weights_matches_safetensors_and_refuses_damaged_files(tmp_path):
+    from safetensors.torch import save_file
+
+    from pixtrans.checkpoints import read_weights, weight_keys
+    from pixtrans.errors import CheckpointError
+
+    tensors = {
+        "a": torch.randn(3, 4),
+        "b": torch.randn(5).to(torch.bfloat16),
+        "c": torch.arange(6, dtype=torch.int64).reshape(2, 3),
+        "d": torch.zeros(0),
+        "e": torch.tensor([True, False]),
+    }
+    save_file(tensors, str(tmp_path / WEIGHTS))
+    assert sorted(weight_keys(tmp_path)) == sorted(tensors)
+    got = read_weights(tmp_path, lambda k: k != "c")
+    assert set(got) == {"a", "b", "d", "e"}
+    assert all(torch.equal(got[k], tensors[k]) and got[k].dtype == tensors[k].dtype for k in got)
+    data = (tmp_path / WEIGHTS).read_bytes()
+    (tmp_path / WEIGHTS).write_bytes(data[:-7])
+    with pytest.raises(CheckpointError, match="damaged"):
+        read_weights(tmp_path, lambda k: True)
+    (tmp_path / WEIGHTS).write_bytes(b"\xff" * 64)
+    with pytest.raises(CheckpointError, match="damaged"):
+        weight_keys(tmp_path)

@@ -70,8 +70,7 @@ class Translator:
         raw = set(ema.values())
         weights = read_weights(ck, lambda k: (k in own and k not in raw) or k in ema)
         try:
-            # clone: tensors in fresh (aligned) storage, so kernels sum exactly as after a copy into parameters
-            model.load_checkpoint_state({ema.get(k, k): weights.pop(k).clone() for k in list(weights)}, assign=True)
+            model.load_checkpoint_state({ema.get(k, k): v for k, v in weights.items()}, assign=True)
         except (ValueError, RuntimeError) as err:
             raise CheckpointError(f"{ck}: {err}") from None
         empty = [n for n, v in [*model.named_parameters(), *model.named_buffers()] if v.is_meta]
