@@ -182,6 +182,14 @@ def test_two_ranks_of_batch_b_equal_one_process_of_batch_2b(synth_root, tmp_path
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5, msg=k)
     moved = [k for k in a if k not in dead and not torch.equal(b[k], init[k])]
     assert len(moved) == len([k for k in a if k not in dead])  # every live tensor trained
+    # the logged losses are the global batch's (averaged over ranks), as in the 1-process run
+    from pixtrans.eval.plots import log_columns, read_log
+
+    log_ddp, log_ref = read_log(tmp_path / "ddp" / "log.csv"), read_log(tmp_path / "single" / "log.csv")
+    losses = log_columns(log_ref)[0]
+    assert losses == log_columns(log_ddp)[0] and "G_L1" in losses
+    for k in losses:
+        torch.testing.assert_close(torch.tensor(log_ddp[k]), torch.tensor(log_ref[k]), rtol=1e-4, atol=1e-5, msg=k)
 
 
 def test_any_rank_and_wrap_in_one_process():

@@ -119,6 +119,17 @@ def any_rank(flag: bool) -> bool:
     return bool(t.item())
 
 
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """Each value averaged over ranks (every rank passes the same keys), e.g. logged losses of the global batch."""
+    if not is_distributed() or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=_DEVICE)
+    dist.all_reduce(t)
+    mean = dict(zip(keys, (t / dist.get_world_size()).tolist(), strict=True))
+    return {k: mean[k] for k in values}
+
+
 def broadcast_float(value: float) -> float:
     """Rank 0's ``value`` on every rank (e.g. a validation metric that drives the plateau schedule)."""
     if not is_distributed():

@@ -389,7 +389,7 @@ class Trainer:
                 stop = callback is not None and dist.any_rank(bool(callback(self)))
                 if self.step % max(t.log_every, 1) == 0 or self.step == t.steps or stop:
                     dt = time.perf_counter() - t0
-                    row = {k: sum(v) / len(v) for k, v in acc.items()}
+                    row = dist.mean_over_ranks({k: sum(v) / len(v) for k, v in acc.items()})  # the global batch's
                     ips = n_img / dt if dt > 0 else 0.0
                     if self.main:
                         lrs = {f"lr_{n}": o.param_groups[0]["lr"] for n, o in self.opts.items()}
