@@ -14,7 +14,7 @@ from PIL import Image
 from pixtrans.errors import DataError
 from pixtrans.eval.metrics import MetricAccumulator, image_metrics, per_image_metrics
 from pixtrans.eval.plots import log_columns, plot_heatmap, plot_losses, read_log
-from pixtrans.eval.report import make_grid, save_image, tensor_to_pil, write_html_report
+from pixtrans.eval.report import image_to_pil, make_grid, save_image, write_html_report
 
 
 @pytest.fixture(autouse=True)
@@ -92,14 +92,14 @@ def test_accumulator_means_over_images():
 
 def test_tensor_to_pil_ranges_and_labels():
     t = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
-    px = np.asarray(tensor_to_pil(t))
+    px = np.asarray(image_to_pil(t))
     assert px.shape == (2, 2, 3) and px[0, 0].tolist() == [0, 128, 255]
     palette = [(10, 20, 30), (200, 100, 0)]
     ids = torch.tensor([[[0, 1], [1, 0]]])
-    lab = np.asarray(tensor_to_pil(ids, palette))
+    lab = np.asarray(image_to_pil(ids, palette))
     assert lab[0, 1].tolist() == [200, 100, 0] and lab[0, 0].tolist() == [10, 20, 30]
     onehot = torch.nn.functional.one_hot(ids[0], 2).permute(2, 0, 1).float()  # (C, H, W) one-hot
-    assert np.array_equal(np.asarray(tensor_to_pil(onehot, palette)), lab)
+    assert np.array_equal(np.asarray(image_to_pil(onehot, palette)), lab)
 
 
 def test_make_grid_places_cells():

@@ -85,7 +85,7 @@ def to_array(x: ImageLike, palette: Sequence[Sequence[int]] | None = None) -> np
     raise TypeError(f"cannot turn a {type(x).__name__} into an image")
 
 
-def tensor_to_pil(x: ImageLike, palette: Sequence[Sequence[int]] | None = None) -> Image.Image:
+def image_to_pil(x: ImageLike, palette: Sequence[Sequence[int]] | None = None) -> Image.Image:
     """A [-1, 1] image tensor (or a label map, array, PIL image) -> RGB ``PIL.Image`` (uint8)."""
     return Image.fromarray(to_array(x, palette), "RGB")
 
@@ -94,7 +94,7 @@ def save_image(x: ImageLike, path: str | os.PathLike, palette: Sequence[Sequence
     """Save an image-like value (format from the suffix); creates the folder. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensor_to_pil(x, palette).save(path)
+    image_to_pil(x, palette).save(path)
     return path
 
 
