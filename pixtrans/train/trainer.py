@@ -56,6 +56,7 @@ class _Keys(Sampler):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``train.device`` -> a device; ``auto`` and a bare ``cuda`` mean this process's GPU (``LOCAL_RANK``)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", dist.local_rank())
@@ -63,6 +64,8 @@ def resolve_device(name: str) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device: {name!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", dist.local_rank())
     return dev
 
 
