@@ -9,7 +9,7 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
-from .errors import ConfigError, PixtransError
+from .errors import ConfigError, DataError, PixtransError
 
 # Sub-commands defined in other modules, as (name, help line, module of pixtrans with ``add_commands(subparsers)``).
 # ``pixtrans --help`` lists them from here; only the chosen command's module (torch and all) is imported, when parsed.
@@ -176,8 +176,16 @@ def cmd_translate(a) -> None:
     for f in _inputs(a.inputs):
         inst = None
         if inst_dir is not None:
-            cand = [p for p in inst_dir.glob(f.stem + ".*")]
-            inst = cand[0] if cand else None
+            from .data.datasets import instance_partner
+
+            inst = instance_partner(f, inst_dir)
+            if inst is None and t.is_label_model and not t.data.no_instance:
+                raise DataError(
+                    f,
+                    f"no instance map for this label map in {inst_dir} (this model was trained with instances)",
+                    "name it like the dataset does (X_gtFine_labelIds.png -> X_gtFine_instanceIds.png, or the "
+                    "same stem) or leave out --instances to use the label map as instances",
+                )
         imgs = t.translate(f, instances=inst, style=style or None, tile=a.tile, all_scales=a.all_scales)
         imgs = imgs if isinstance(imgs, list) else [imgs]
         for i, img in enumerate(imgs):
@@ -276,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("checkpoint")
     r.add_argument("inputs", nargs="+")
     r.add_argument("--out", required=True)
-    r.add_argument("--instances", default="", help="folder of instance maps matched by file stem")
+    r.add_argument(
+        "--instances", default="", help="folder of instance maps, matched as the datasets do (Cityscapes _instanceIds)"
+    )
     r.add_argument("--tile", type=int, default=0, help="tile size for images larger than memory allows")
     r.add_argument("--seed", type=int, default=None, help="style seed (SPADE VAE)")
     r.add_argument("--cluster", type=int, default=None, help="feature cluster for every class (pix2pixHD)")

@@ -303,6 +303,7 @@ def test_pix2pixhd_settings_that_do_not_fit(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- SPADE
+UP5 = ["data.label_nc=5", "model.num_upsampling_layers=normal"]
 SPADE = {
     "family": "spade",
     "data": {"label_nc": 5, "no_instance": True, "crop_size": 64},
@@ -327,7 +328,7 @@ def test_spade_generator_and_discriminator(tmp_path):
         "spade",
         tmp_path / "latest_net_G.pth",
         tmp_path / "ck",
-        overrides=["data.no_instance=true"],
+        overrides=["data.no_instance=true", "model.num_upsampling_layers=normal"],
         log=lambda *_: None,
     )
     m = res.config.model
@@ -335,13 +336,7 @@ def test_spade_generator_and_discriminator(tmp_path):
         4, False, "sync_batch", 8, 3, True)  # fmt: skip
     assert (m.num_D, m.n_layers_D, m.norm_D, m.spectral_D) == (2, 3, "instance", True)
     assert (res.config.data.label_nc, res.config.data.no_instance) == (5, True)
-    assert any("num_upsampling_layers" in n for n in res.notes)
     assert m.num_upsampling_layers == "normal"
-    assert any(
-        n.startswith("warning: assumed num_upsampling_layers 'normal'")
-        and "--set model.num_upsampling_layers=normal|more" in n
-        for n in res.notes
-    )
     t = load(tmp_path / "ck", device="cpu")
     assert_same_weights(res.checkpoint, orig)
     x = label_input(orig)
@@ -350,8 +345,8 @@ def test_spade_generator_and_discriminator(tmp_path):
 
 
 def test_spade_upsampling_layers_without_options_file(tmp_path, capsys):
-    """'normal' and 'more' have the same weights: without opt.txt, 36 channels (Cityscapes) take the official
-    Cityscapes default 'more', with a warning saying so and how to override it; opt.txt or --set decide otherwise."""
+    """'normal' and 'more' have the same weights: without opt.txt the import refuses (one line naming the --set
+    that decides) instead of guessing; --set, opt.txt or, with the VAE, a known crop decide."""
     raw = {
         "family": "spade",
         "data": {"label_nc": 35, "no_instance": False, "crop_size": 64},
@@ -359,14 +354,17 @@ def test_spade_upsampling_layers_without_options_file(tmp_path, capsys):
     }
     orig = make(raw)
     torch.save(part(orig, "G", drop_nbt=False), tmp_path / "latest_net_G.pth")
-    res = import_official("spade", tmp_path / "latest_net_G.pth", tmp_path / "ck")
-    assert res.config.model.num_upsampling_layers == "more" and res.config.data.label_nc == 35
-    warning = (
-        "import: warning: assumed num_upsampling_layers 'more' (official default for Cityscapes; 'normal' and "
-        "'more' have the same weights and no opt.txt says which); if it was trained otherwise, import again with "
-        "--set model.num_upsampling_layers=normal|more"
+    with pytest.raises(CheckpointError, match=r"--set model.num_upsampling_layers=more \(the official Cityscapes"):
+        import_official("spade", tmp_path / "latest_net_G.pth", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    args = ["import", "spade", str(tmp_path / "latest_net_G.pth"), "--out", str(tmp_path / "y")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "num_upsampling_layers cannot be told from the weights" in err[0]
+    res = import_official(
+        "spade", tmp_path / "latest_net_G.pth", tmp_path / "ck", overrides=["model.num_upsampling_layers=more"]
     )
-    assert warning in capsys.readouterr().out.splitlines()
+    assert res.config.model.num_upsampling_layers == "more" and res.config.data.label_nc == 35
     t = load(tmp_path / "ck", device="cpu")
     x = label_input(orig)
     with torch.no_grad():
@@ -392,11 +390,15 @@ def test_spade_vae_with_encoder_infers_crop(tmp_path):
         f"fc_{n}.{p}" for n in ("mu", "var") for p in ("weight", "bias")}  # fmt: skip
     torch.save(part(orig, "G", drop_nbt=False), tmp_path / "latest_net_G.pth")
     torch.save(e, tmp_path / "latest_net_E.pth")
-    res = import_official(
-        "spade", tmp_path / "latest_net_G.pth", tmp_path / "ck", overrides=["data.label_nc=5"], log=lambda *_: None
-    )
+    res = import_official("spade", tmp_path / "latest_net_G.pth", tmp_path / "ck", overrides=UP5, log=lambda *_: None)
     assert (res.config.model.use_vae, res.config.model.z_dim, res.config.data.crop_size) == (True, 16, 64)
     assert res.config.model.aspect_ratio == 1.0
+    # with the training crop known, the size of the VAE's fc tells 'normal' (2x2 cells) from 'more' (1x1)
+    crop = ["data.label_nc=5", "data.crop_size=64", "model.aspect_ratio=1"]
+    again = import_official(
+        "spade", tmp_path / "latest_net_G.pth", tmp_path / "c2", overrides=crop, log=lambda *_: None
+    )
+    assert again.config.model.num_upsampling_layers == "normal"
     assert "imported" in res.parts["E"] and "freshly" in res.parts["D"]
     t = load(tmp_path / "ck", device="cpu")
     x = label_input(orig)
@@ -417,9 +419,7 @@ def test_spade_old_spectral_norm_file(tmp_path):
         g[base] = g[base + "_orig"] / 2
         del g[k]
     torch.save(g, tmp_path / "latest_net_G.pth")
-    res = import_official(
-        "spade", tmp_path / "latest_net_G.pth", tmp_path / "ck", overrides=["data.label_nc=5"], log=lambda *_: None
-    )
+    res = import_official("spade", tmp_path / "latest_net_G.pth", tmp_path / "ck", overrides=UP5, log=lambda *_: None)
     assert any("derived" in n for n in res.notes)
     t = load(tmp_path / "ck", device="cpu")
     assert torch.isfinite(t.model.inference_module()(label_input(orig))).all()

@@ -62,6 +62,61 @@ def stem_key(path: Path) -> str:
     return s
 
 
+_NOT_INSTANCE = ("_gtFine_labelIds", "_gtFine_color", "_labelIds", "_leftImg8bit")
+_INDEX_CACHE: dict[str, tuple[int, dict[str, Path]]] = {}
+
+
+def _instance_index(inst_dir: Path) -> dict[str, Path]:
+    """Instance maps under ``inst_dir`` (recursively, as Cityscapes' city folders) by :func:`stem_key`; label,
+    colour and photo files that share the folder (Cityscapes ``gtFine``) are left out."""
+    idx: dict[str, Path] = {}
+    for p in sorted(inst_dir.rglob("*")):
+        if p.suffix.lower() not in LABEL_EXTS or p.name.startswith(".") or p.stem.endswith(_NOT_INSTANCE):
+            continue
+        k = stem_key(p)
+        if k not in idx or p.stem.endswith("_instanceIds"):
+            idx[k] = p
+    return idx
+
+
+def instance_partner(label_path: str | Path, inst_dir: str | Path) -> Path | None:
+    """The instance map of ``label_path`` in ``inst_dir`` by the dataset loaders' rule (same :func:`stem_key`):
+    Cityscapes ``X_gtFine_labelIds.png`` -> ``X_gtFine_instanceIds.png``, pix2pixHD/custom layouts the same stem in
+    the ``_inst`` / ``instance`` folder; None when there is none."""
+    inst_dir = Path(inst_dir)
+    if not inst_dir.is_dir():
+        raise DataError(inst_dir, "instance map folder not found", "give the folder that holds the instance maps")
+    key, stamp = str(inst_dir.resolve()), inst_dir.stat().st_mtime_ns
+    cached = _INDEX_CACHE.get(key)
+    if cached is None or cached[0] != stamp:  # one scan per folder for a run over many labels
+        cached = _INDEX_CACHE[key] = (stamp, _instance_index(inst_dir))
+    return cached[1].get(stem_key(Path(label_path)))
+
+
+def reference_maps(photo: str | Path) -> dict[str, Path]:
+    """The label and instance maps of a dataset photo, found by the layouts' folder rules: ``<split>_img/X`` ->
+    ``<split>_label/X``, ``<split>_inst/X``; Cityscapes ``leftImg8bit/<split>/<city>/X_leftImg8bit`` ->
+    ``gtFine/<split>/<city>/X_gtFine_labelIds`` / ``_instanceIds``. Keys ``label`` / ``inst`` where found."""
+    photo = Path(photo)
+    key, folder = stem_key(photo), photo.parent
+    places: list[tuple[str, Path, tuple[str, ...]]] = []
+    if folder.name.endswith("_img"):
+        base = folder.parent / folder.name[: -len("_img")]
+        places += [("label", Path(f"{base}_label"), ("",)), ("inst", Path(f"{base}_inst"), ("",))]
+    parts = folder.parts
+    if "leftImg8bit" in parts:
+        i = len(parts) - 1 - parts[::-1].index("leftImg8bit")
+        gt = Path(*parts[:i], "gtFine", *parts[i + 1 :])
+        places += [("label", gt, ("_gtFine_labelIds",)), ("inst", gt, ("_gtFine_instanceIds",))]
+    found: dict[str, Path] = {}
+    for what, d, suffixes in places:
+        for suf in suffixes:
+            hits = sorted(q for q in d.glob(f"{key}{suf}.*") if q.suffix.lower() in LABEL_EXTS) if d.is_dir() else []
+            if hits and what not in found:
+                found[what] = hits[0]
+    return found
+
+
 class ItemKey(NamedTuple):
     """A training fetch: item ``index`` in ``epoch`` of a run seeded ``seed``."""
 

@@ -14,7 +14,8 @@ reads the architecture from the weights' names and shapes and maps the keys to o
 'normal' vs 'more' upsampling; crop sizes) comes from, in rising priority: official defaults and well-known channel
 counts (36 = Cityscapes, 184 = COCO-Stuff, 151 = ADE20K), the official options file beside the weights (``opt.txt``
 / ``train_opt.txt``, read as plain text), ``--config`` (a pixtrans YAML) and ``--set key=value``. Every guess is
-printed.
+printed; where a guess would give wrong images (SPADE 'normal' vs 'more' without ``opt.txt``) the import refuses and
+names the ``--set`` that decides.
 
 The mapped weights must fit the model built from the inferred config exactly, with what differs between PyTorch
 versions tolerated: missing BatchNorm ``num_batches_tracked`` (set to 0), pre-0.4 InstanceNorm running statistics

@@ -425,10 +425,12 @@ class _WithFeatures(nn.Module):
 def _reference(ref: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """A style reference (a photo path, or a dict of ``image`` / ``label`` / ``inst`` paths or tensors) -> tensors.
 
-    A photo in a ``<split>_img/`` folder finds its label and instance maps in ``<split>_label/`` and ``_inst/``.
+    A dataset photo finds its label and instance maps by the layouts' folder rules
+    (:func:`pixtrans.data.datasets.reference_maps`: ``<split>_img/`` -> ``<split>_label/``, Cityscapes folders).
     """
     from pathlib import Path
 
+    from ...data.datasets import reference_maps
     from ...data.io import read_instance, read_label, read_rgb, to_tensor_ids, to_tensor_image
 
     ref = {"image": ref} if isinstance(ref, (str, Path)) else ref
@@ -438,12 +440,8 @@ def _reference(ref: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
     img = ref["image"]
     if isinstance(img, (str, Path)):
         path = Path(img)
-        if "label" not in ref and path.parent.name.endswith("_img"):
-            base = path.parent.name[: -len("_img")]
-            for key, folder in (("label", f"{base}_label"), ("inst", f"{base}_inst")):
-                found = sorted((path.parent.parent / folder).glob(path.stem + ".png"))
-                if found:
-                    ref[key] = found[0]
+        if "label" not in ref:
+            ref = {**reference_maps(path), **ref}
         img = to_tensor_image(read_rgb(path))
     img = torch.as_tensor(img).float()
     img = img[None] if img.dim() == 3 else img

@@ -47,23 +47,32 @@ def _w(sd: dict[str, Tensor], prefix: str) -> Tensor | None:
     return sd.get(prefix + ".weight_orig", sd.get(prefix + ".weight"))
 
 
-def _upsampling(G: dict[str, Tensor], label_set: str, hints: Hints) -> str:
+def _upsampling(G: dict[str, Tensor], hints: Hints) -> str:
     """``num_upsampling_layers``: 'most' shows in the keys; 'normal' and 'more' have the same weights, so the
-    user's setting or the options file decide, else the official default of the dataset (with a warning)."""
+    user's setting or the options file decide, or, with the VAE and a known training crop, the size of ``fc``.
+    Anything else is an error (a wrong guess gives wrong images: the official Cityscapes default is 'more')."""
     if _w(G, "up_4.conv_0") is not None:
         return "most"
     up = hints.get("model", "num_upsampling_layers", "num_upsampling_layers")
     if up is not None:
         return str(up)
-    city = label_set == "cityscapes" or hints.opts.get("dataset_mode") == "cityscapes"
-    up = "more" if city else "normal"
-    hints.notes.append(
-        f"warning: assumed num_upsampling_layers '{up}' (official default for "
-        + ("Cityscapes" if city else "non-Cityscapes data")
-        + "; 'normal' and 'more' have the same weights and no opt.txt says which); if it was trained otherwise, "
-        "import again with --set model.num_upsampling_layers=normal|more"
+    fc, conv0 = G.get("fc.weight"), _w(G, "head_0.conv_0")
+    crop, aspect = hints.get("data", "crop_size", "crop_size"), hints.get("model", "aspect_ratio", "aspect_ratio")
+    if fc is not None and fc.dim() == 2 and conv0 is not None and crop is not None and aspect is not None:
+        cells = int(fc.shape[0]) // int(conv0.shape[0])
+        fits = [k for k in ("normal", "more") if _grid_cells(int(crop), float(aspect), NUM_UP[k]) == cells]
+        if len(fits) == 1:
+            return fits[0]
+    raise CheckpointError(
+        f"{hints.file}: num_upsampling_layers cannot be told from the weights ('normal' and 'more' have the same "
+        "ones) and no opt.txt gives it; import again with --set model.num_upsampling_layers=more (the official "
+        "Cityscapes default) or =normal (the official default elsewhere)"
     )
-    return up
+
+
+def _grid_cells(crop: int, aspect: float, n_up: int) -> int:
+    sw = crop // 2**n_up
+    return sw * round(sw / aspect)
 
 
 def infer_config(nets: Nets, hints: Hints) -> dict:
@@ -90,7 +99,7 @@ def infer_config(nets: Nets, hints: Hints) -> dict:
     else:
         model["param_free_norm"] = "instance"
     data, label_set = semantic_split(int(shared.shape[1]), hints)
-    model["num_upsampling_layers"] = _upsampling(G, label_set, hints)
+    model["num_upsampling_layers"] = _upsampling(G, hints)
     n_up = NUM_UP.get(model["num_upsampling_layers"], 5)
     aspect = hints.get("model", "aspect_ratio", "aspect_ratio")
     crop = hints.get("data", "crop_size", "crop_size")
