@@ -31,7 +31,7 @@ FAMILIES = {
     "pix2pixhd": (
         "pix2pixhd_synth_local",
         ["model.ngf=8", "model.ndf=8", "model.nef=8", "model.n_blocks_global=1", "model.n_blocks_local=1"]
-        + ["model.n_downsample_global=2", "model.n_downsample_E=2", "model.niter_fix_global=2"],
+        + ["model.n_downsample_global=2", "model.n_downsample_E=2", "model.niter_fix_global=1"],
     ),
     "spade": (
         "spade_synth_vae",
