@@ -12,7 +12,7 @@ variants compared in one table always run interleaved in one process (A B A B ..
     # one option at a time against the defaults (fused_adam, channels_last, amp=bf16, compile)
     python benchmarks/train_step.py options --size 128 --rounds 4 --variants base no_fused channels_last bf16
     # glibc malloc thresholds (pixtrans.runtime_env) on vs off: alternating child processes
-    python benchmarks/train_step.py malloc --size 128 --runs 2
+    python benchmarks/train_step.py malloc --size 128 --runs 2 --jemalloc /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
 ``official`` checks first that both loops give the same losses at step 1 (same weights, same batch, same dropout
 masks) and prints them. pixtrans steps G before D (the order of the official pix2pixHD and SPADE code), the official
@@ -267,13 +267,17 @@ def run_steps(a, tmp: Path) -> dict:
 def run_malloc(a, tmp: Path) -> dict:
     """Alternate child processes with pixtrans's malloc thresholds on and off (they are process-wide)."""
     results: dict[str, list[dict]] = {"tuned": [], "glibc default": []}
+    if a.jemalloc:
+        results["jemalloc (LD_PRELOAD)"] = []
     cmd = [sys.executable, __file__, "steps", "--size", str(a.size), "--steps", str(a.steps)]
     for _ in range(a.runs):
         for name in results:
             env = dict(os.environ)
             env.pop("PIXTRANS_MALLOC", None)
-            if name != "tuned":
+            if name == "glibc default":
                 env["PIXTRANS_MALLOC"] = "default"
+            elif name.startswith("jemalloc"):
+                env["LD_PRELOAD"] = a.jemalloc
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]))
     print("| malloc | s/step (wall) | user s/step | system s/step | minor faults/step |\n|---|---|---|---|---|")
@@ -311,6 +315,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: PyTorch's choice)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    p.add_argument("--jemalloc", default="", help="malloc: also run with this libjemalloc.so preloaded")
     p.add_argument("--profile", action="store_true", help="official: torch.profiler table of one step each")
     p.add_argument("--json", default="", help="also write the results here")
     a = p.parse_args()
