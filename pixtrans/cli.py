@@ -10,6 +10,7 @@ from importlib import import_module
 from pathlib import Path
 
 from .errors import ConfigError, DataError, PixtransError
+from .eval.score_args import add_score_args
 
 # Sub-commands defined in other modules, as (name, help line, module of pixtrans with ``add_commands(subparsers)``).
 # ``pixtrans --help`` lists them from here; only the chosen command's module (torch and all) is imported, when parsed.
@@ -24,6 +25,7 @@ EXTENSIONS = [
     ("export", "export a checkpoint's generator: ONNX (verified) or a slim pixtrans folder", "infer.export"),
     ("import", "import official pix2pix / pix2pixHD / SPADE weights as a pixtrans checkpoint", "infer.importer"),
     ("serve", "the web studio: draw, translate with several models, browse, rate, download", "web.app"),
+    ("compare", "HTML report across runs: metrics with bootstrap CIs, sortable image grid, ratings", "eval.compare"),
 ]
 
 # Optional dependencies (top-level module) -> the extra of pyproject.toml that installs them.
@@ -140,8 +142,12 @@ def cmd_test(a) -> None:
 
     t = _load_for_inference(a)
     style = json.loads(a.style) if a.style else None
-    m = run_test(t, a.data or t.cfg.data.root, a.out, style=style, max_items=a.max_items)
-    print(json.dumps({k: m[k] for k in ("psnr", "ssim", "vif", "n") if k in m}))
+    from .eval.score_args import score_options
+
+    scores = score_options(a)
+    m = run_test(t, a.data or t.cfg.data.root, a.out, style=style, max_items=a.max_items, scores=scores)
+    shown = ("psnr", "ssim", "vif", "lpips", "fid", "kid", "miou", "pixel_acc", "n")
+    print(json.dumps({k: m[k] for k in shown if k in m}))
     print(f"report: {Path(a.out) / 'index.html'}")
 
 
@@ -278,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--style", default="", help="JSON style (e.g. '{\"seed\": 3}')")
     e.add_argument("--device", default="auto")
     e.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
+    add_score_args(e)
     e.set_defaults(fn=cmd_test)
 
     r = sub.add_parser("translate", help="translate image or label-map files / folders")

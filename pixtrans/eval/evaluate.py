@@ -53,11 +53,16 @@ def run_test(
     style: dict | None = None,
     max_items: int = 0,
     progress: bool = True,
+    scores=None,
 ) -> dict:
-    """Translate every test item of ``data_root`` with ``translator``; write images, index.html, metrics.json."""
+    """Translate every test item of ``data_root`` with ``translator``; write images, index.html, metrics.json.
+
+    ``scores`` (a :class:`~pixtrans.eval.scores.ScoreOptions`) adds FID / KID / LPIPS / the segmentation score; their
+    networks are loaded before the first translation. metrics.json's ``protocol`` says how each number is made."""
     from ..infer.translator import input_to_rgb, tensor_to_pil
-    from .metrics import MetricAccumulator
+    from .metrics import METRICS, MetricAccumulator
     from .report import write_html_report
+    from .scores import SetScorer, json_safe_tree, protocol_for, psnr_of_mean_mse
 
     cfg = translator.cfg.model_copy(deep=True)
     cfg.data = cfg.data.model_copy(update={"root": str(data_root)})
@@ -65,6 +70,7 @@ def run_test(
     (out / "images").mkdir(parents=True, exist_ok=True)
     palette = dataset_info(cfg.data).get("palette") or translator.palette
     acc = MetricAccumulator()
+    scorer = SetScorer(scores, translator.is_label_model) if scores is not None and scores.any else None
     rows, per_image = [], []
     loader = _test_loader(cfg, max_items)
     style = style or translator.model.eval_style()
@@ -80,10 +86,20 @@ def run_test(
             files["target"] = f"images/{name}_target.png"
             tensor_to_pil(x["target"][0]).save(out / files["target"])
             per = acc.update(res.image.float(), x["target"], names=[name])
+            if scorer is not None:
+                per.update(scorer.update(res.image.float(), x["target"], x.get("label")))
             row.update(files, **{k: round(float(v[0]), 4) for k, v in per.items()})
+        elif scorer is not None:
+            scorer.update(res.image.float(), None, x.get("label"))
         rows.append(row)
         per_image.append(row)
     metrics = acc.summary() if acc.n else {"psnr": None, "ssim": None, "vif": None, "n": 0}
+    if acc.n:
+        metrics["psnr_set"] = psnr_of_mean_mse(acc.values["psnr"])
+    if scorer is not None:
+        metrics.update(scorer.summary())
+    metrics = json_safe_tree(metrics)
+    metrics["protocol"] = protocol_for([*METRICS, *metrics])
     metrics["n_images"] = len(rows)
     metrics["checkpoint"] = str(translator.path) if translator.path else None
     metrics["family"] = translator.family
@@ -93,5 +109,6 @@ def run_test(
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(per_image)
-    write_html_report(out, rows, metrics, title=f"pixtrans test — {translator.family}")
+    shown = {k: v for k, v in metrics.items() if k not in ("protocol", "segmentation")}
+    write_html_report(out, rows, shown, title=f"pixtrans test — {translator.family}")
     return metrics

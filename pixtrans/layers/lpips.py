@@ -1,0 +1,263 @@
+"""LPIPS (Zhang et al. 2018, v0.1): an AlexNet or VGG16 backbone (torchvision key layout) plus learned linear heads.
+
+Two weight files, neither downloaded behind the user's back:
+
+- the **backbone**: torchvision's ImageNet ``alexnet-owt-7be5be79.pth`` or ``vgg16-397923af.pth`` (only the
+  ``features.*`` tensors are read), from the ``backbone`` argument, ``PIXTRANS_ALEXNET`` / ``PIXTRANS_VGG16`` or the
+  torch hub cache (``<hub dir>/checkpoints/``);
+- the **heads**: the ``lpips`` package's ``weights/v0.1/{alex,vgg}.pth`` (keys ``lin0.model.1.weight`` ...,
+  shapes (1, C, 1, 1)), from the ``heads`` argument, ``PIXTRANS_LPIPS_HEADS``, an installed ``lpips`` package or
+  the copy torchmetrics ships (``torchmetrics/functional/image/lpips_models/``); neither package is imported.
+
+Distance as the reference implementation: inputs in [-1, 1], shifted/scaled by the fixed ImageNet-derived constants,
+each tapped ReLU feature normalised to unit length over channels, squared differences weighted per channel by the
+head, averaged over space and summed over layers. 0 for identical images; larger = less similar (typically < 1).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import CheckpointError, WeightsMissingError
+
+# name -> (torchvision features config, ReLU indices tapped, head channels, weight file, URL, env var)
+_ALEX = (("C", 3, 64, 11, 4, 2), "R", "M", ("C", 64, 192, 5, 1, 2), "R", "M", ("C", 192, 384, 3, 1, 1), "R",
+         ("C", 384, 256, 3, 1, 1), "R", ("C", 256, 256, 3, 1, 1), "R", "M")  # fmt: skip
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+NETS = {
+    "alex": {
+        "taps": (1, 4, 7, 9, 11),
+        "channels": (64, 192, 384, 256, 256),
+        "file": "alexnet-owt-7be5be79.pth",
+        "url": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        "env": "PIXTRANS_ALEXNET",
+    },
+    "vgg": {
+        "taps": (3, 8, 15, 22, 29),
+        "channels": (64, 128, 256, 512, 512),
+        "file": "vgg16-397923af.pth",
+        "url": "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "env": "PIXTRANS_VGG16",
+    },
+}
+HEADS_ENV = "PIXTRANS_LPIPS_HEADS"
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+
+
+def _features(net: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    if net == "alex":
+        for item in _ALEX:
+            if item == "R":
+                layers.append(nn.ReLU(inplace=False))
+            elif item == "M":
+                layers.append(nn.MaxPool2d(3, 2))
+            else:
+                _, cin, cout, k, s, p = item
+                layers.append(nn.Conv2d(cin, cout, k, stride=s, padding=p))
+        return nn.Sequential(*layers)
+    cin = 3
+    for v in _VGG16:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=False)]
+            cin = int(v)
+    return nn.Sequential(*layers)
+
+
+def _check_net(net: str) -> dict:
+    if net not in NETS:
+        raise ValueError(f"LPIPS backbone must be one of {', '.join(NETS)}, got {net!r}")
+    return NETS[net]
+
+
+class LPIPS(nn.Module):
+    """LPIPS distance per image pair; ``forward(x, y)`` with (N, 3, H, W) images in [-1, 1] returns (N,)."""
+
+    def __init__(self, net: str = "alex"):
+        super().__init__()
+        spec = _check_net(net)
+        self.net = net
+        self.taps = spec["taps"]
+        self.features = _features(net)
+        self.lins = nn.ParameterList([nn.Parameter(torch.zeros(1, c, 1, 1)) for c in spec["channels"]])
+        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1), persistent=False)
+
+    def _taps(self, x: Tensor) -> list[Tensor]:
+        outs = []
+        for i, layer in enumerate(self.features[: self.taps[-1] + 1]):
+            x = layer(x)
+            if i in self.taps:
+                outs.append(x)
+        return outs
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        if x.shape != y.shape or x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"LPIPS needs two (N, 3, H, W) batches of one shape, got {tuple(x.shape)}, {tuple(y.shape)}"
+            )
+        fx = self._taps((x.float() - self.shift) / self.scale)
+        fy = self._taps((y.float() - self.shift) / self.scale)
+        total = x.new_zeros(x.shape[0], dtype=torch.float32)
+        for a, b, w in zip(fx, fy, self.lins):
+            a = a / (a.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            b = b / (b.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + ((a - b).square() * w).sum(1).mean((1, 2))
+        return total
+
+
+# ---------------------------------------------------------------------------- weights
+def _missing_message(problem: str, net: str) -> str:
+    spec = NETS[net]
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    return (
+        f"{problem}\nLPIPS ({net}) needs the ImageNet {net} backbone weights. Provide them one of these ways:\n"
+        f"  - download {spec['url']} and put it at {hub / spec['file']}\n"
+        f"  - or set the environment variable {spec['env']}=/path/to/{spec['file']} (.pth or .safetensors)\n"
+        f"  - or leave out --lpips"
+    )
+
+
+def _heads_message(problem: str, net: str) -> str:
+    return (
+        f"{problem}\nLPIPS needs the v0.1 linear heads ({net}.pth, 6-8 kB). They ship inside torchmetrics "
+        f"(functional/image/lpips_models/) and the lpips package (weights/v0.1/); set {HEADS_ENV}=/path/to/{net}.pth "
+        f"or a folder holding it"
+    )
+
+
+def _load_file(path: Path, what: str) -> dict:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling / format errors of many kinds
+        raise CheckpointError(f"{path}: cannot read {what} ({type(err).__name__}: {err})") from None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, expected a state dict (key -> tensor)")
+    return dict(state)
+
+
+def find_backbone_weights(net: str = "alex", backbone: str | os.PathLike | None = None) -> Path:
+    """Argument, then ``PIXTRANS_ALEXNET``/``PIXTRANS_VGG16``, then the torch hub cache; else WeightsMissingError."""
+    spec = _check_net(net)
+    src = str(backbone) if backbone is not None and str(backbone) else os.environ.get(spec["env"], "").strip()
+    if src:
+        path = Path(src).expanduser()
+        if not path.is_file():
+            raise WeightsMissingError(_missing_message(f"LPIPS backbone file {path} does not exist.", net))
+        return path
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / spec["file"]
+    if cached.is_file():
+        return cached
+    raise WeightsMissingError(
+        _missing_message(f"no {net} backbone weights given (no {spec['env']}, nothing at {cached}).", net)
+    )
+
+
+def find_head_weights(net: str = "alex", heads: str | os.PathLike | None = None) -> Path:
+    """Argument, then ``PIXTRANS_LPIPS_HEADS`` (file or folder), then an installed lpips package, then torchmetrics'
+    copy; each found without importing the package."""
+    _check_net(net)
+    src = str(heads) if heads is not None and str(heads) else os.environ.get(HEADS_ENV, "").strip()
+    if src:
+        path = Path(src).expanduser()
+        path = path / f"{net}.pth" if path.is_dir() else path
+        if not path.is_file():
+            raise WeightsMissingError(_heads_message(f"LPIPS heads file {path} does not exist.", net))
+        return path
+    for pkg, sub in (("lpips", "weights/v0.1"), ("torchmetrics", "functional/image/lpips_models")):
+        spec = importlib.util.find_spec(pkg)
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            cand = Path(loc) / sub / f"{net}.pth"
+            if cand.is_file():
+                return cand
+    raise WeightsMissingError(_heads_message("no LPIPS heads found.", net))
+
+
+def _backbone_state(state: dict, net: str, source: str) -> dict[str, Tensor]:
+    if set(state) == {"state_dict"} and isinstance(state["state_dict"], Mapping):
+        state = dict(state["state_dict"])
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}
+    with torch.device("meta"):
+        expected = {f"features.{k}": v for k, v in _features(net).state_dict().items()}
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"{source}: not a torchvision {net} state dict: missing {', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''} — expected e.g. {NETS[net]['url']}"
+        )
+    for k, ref in expected.items():
+        if tuple(state[k].shape) != tuple(ref.shape):
+            raise CheckpointError(f"{source}: {k} has shape {tuple(state[k].shape)}, {net} needs {tuple(ref.shape)}")
+    return {k.removeprefix("features."): state[k].float() for k in expected}
+
+
+def _head_state(state: dict, net: str, source: str) -> list[Tensor]:
+    chans = NETS[net]["channels"]
+    out = []
+    for i, c in enumerate(chans):
+        v = next((state[k] for k in (f"lin{i}.model.1.weight", f"lins.{i}.model.1.weight") if k in state), None)
+        if v is None or tuple(v.shape) != (1, c, 1, 1):
+            got = "missing" if v is None else f"shape {tuple(v.shape)}"
+            raise CheckpointError(
+                f"{source}: not LPIPS v0.1 {net} heads: lin{i}.model.1.weight is {got}, needs (1, {c}, 1, 1) "
+                f"— use the {net}.pth the lpips package or torchmetrics ships"
+            )
+        out.append(v.float())
+    return out
+
+
+def load_lpips(
+    net: str = "alex", backbone: str | os.PathLike | None = None, heads: str | os.PathLike | None = None
+) -> LPIPS:
+    """LPIPS with the backbone and heads from files (see the module docstring for where each is looked for)."""
+    bpath = find_backbone_weights(net, backbone)
+    hpath = find_head_weights(net, heads)
+    feats = _backbone_state(_load_file(bpath, f"{net} weights"), net, str(bpath))
+    lins = _head_state(_load_file(hpath, "LPIPS heads"), net, str(hpath))
+    model = LPIPS(net)
+    model.features.load_state_dict(feats)
+    with torch.no_grad():
+        for p, w in zip(model.lins, lins):
+            p.copy_(w)
+    model.source = {"backbone": str(bpath), "heads": str(hpath)}
+    return model.eval().requires_grad_(False)
+
+
+def save_random_backbone(path: str | os.PathLike, net: str = "alex", seed: int = 0) -> Path:
+    """A randomly initialised ``features.*`` state dict in torchvision's layout (tests)."""
+    _check_net(net)
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for k, v in _features(net).state_dict().items():
+        if k.endswith("weight"):
+            fan_in = v.shape[1] * v.shape[2] * v.shape[3]
+            state[f"features.{k}"] = torch.randn(v.shape, generator=g) * (2.0 / fan_in) ** 0.5
+        else:
+            state[f"features.{k}"] = torch.randn(v.shape, generator=g) * 0.01
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def save_random_heads(path: str | os.PathLike, net: str = "alex", seed: int = 0) -> Path:
+    """Random non-negative heads in the lpips file layout (``lin{i}.model.1.weight``) (tests)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) for i, c in enumerate(NETS[net]["channels"])}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
