@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast wheel-test lint format bench clean
+.PHONY: install web-runtime demo test test-fast wheel-test lint format bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed web-runtime
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
+
+# ONNX Runtime Web for in-page inference (pinned + integrity-checked from pixtrans/web/vendor/package-lock.json,
+# copied to the git-ignored pixtrans/web/static/ort/); without npm the studio runs models on the server only.
+web-runtime: $(VENV)/.installed
+	$(BIN)/python -m pixtrans.web.ort_runtime
 
 demo: install
 	$(BIN)/pixtrans demo --out demo
