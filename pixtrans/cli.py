@@ -129,12 +129,40 @@ def _load_for_inference(a):
     """The checkpoint's translator; ``--paper-test`` switches pix2pix to the paper's test protocol."""
     from .infer.translator import load
 
+    if a.paper_test and a.runtime not in ("torch", "auto"):
+        raise ConfigError("--paper-test runs on the torch reference only; drop --runtime or use --runtime torch")
     t = load(a.checkpoint, device=a.device)
     if a.paper_test:
         if t.family != "pix2pix":
             raise ConfigError(f"--paper-test is pix2pix's test protocol; {a.checkpoint} is a {t.family} model")
         t.model.cfg.eval_mode = False
+    info = t.use_runtime("torch" if a.paper_test else a.runtime, "fp32" if a.paper_test else a.precision)
+    print(runtime_line(info), file=sys.stderr)
     return t
+
+
+def runtime_line(info: dict) -> str:
+    """One log line: the runtime and precision in use and how it was verified or chosen."""
+    v = info.get("verdict") or {}
+    how = ""
+    if info.get("auto"):
+        n = sum(1 for c in info.get("candidates", []) if c.get("ok"))
+        how = f" (auto: the fastest of {n} verified paths at {info.get('measured_at')})"
+    elif v and not v.get("reference"):
+        how = f" (verified vs torch fp32: max abs {v['max_abs']:.2g}, PSNR {v['psnr']:.1f} dB)"
+    return f"runtime: {info['runtime']} {info['precision']}{how}"
+
+
+def add_runtime_args(p: argparse.ArgumentParser, default: str = "torch") -> None:
+    """--runtime / --precision (see pixtrans.infer.runtimes)."""
+    p.add_argument(
+        "--runtime", choices=["auto", "torch", "onnxruntime", "openvino"], default=default,
+        help="where the generator runs; auto: the fastest path verified against torch fp32 on this machine",
+    )  # fmt: skip
+    p.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+        help="auto: fp32 for a named runtime, any verified precision with --runtime auto",
+    )  # fmt: skip
 
 
 def cmd_test(a) -> None:
@@ -229,6 +257,9 @@ def cmd_bench(a) -> None:
         model = load(a.model, device="cpu").model
     else:
         raise PixtransError(f"bench: {a.model!r} is neither a preset ({', '.join(sorted(table))}) nor a checkpoint")
+    if a.runtime != "torch" or a.precision not in ("auto", "fp32"):
+        _bench_runtimes(a, model, w, h, from_checkpoint=a.model not in table)
+        return
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
     res = bench_model(model, w, h, runs=a.runs, warmup=a.warmup, device=a.device, dtype=dtype)
     res["model"] = a.model
@@ -237,6 +268,36 @@ def cmd_bench(a) -> None:
     else:
         for k, v in res.items():
             print(f"{k:>14}: {v}")
+
+
+def _bench_runtimes(a, model, w: int, h: int, from_checkpoint: bool) -> None:
+    """``pixtrans bench --runtime all|NAME``: one table, measured interleaved in this process."""
+    import tempfile
+
+    import torch
+
+    from .infer.bench import all_runtimes, bench_runtimes, runtime_table
+
+    device = torch.device(a.device)
+    model.to(device)
+    if a.runtime == "all":
+        pairs = all_runtimes(device)
+        if a.precision != "auto":
+            pairs = [p for p in pairs if p[1] == a.precision or p == ("torch", "fp32")]
+    else:
+        pairs = [("torch", "fp32"), (a.runtime, "fp32" if a.precision == "auto" else a.precision)]
+        pairs = list(dict.fromkeys(pairs))
+    log = None if a.json else (lambda m: print(m, file=sys.stderr))
+    # random-weight presets export to a throwaway folder; checkpoints to (and from) the runtime cache
+    with tempfile.TemporaryDirectory(prefix="pixtrans-bench-") as tmp:
+        folder = None if from_checkpoint else Path(tmp)
+        rows = bench_runtimes(model, w, h, pairs, runs=a.runs, warmup=a.warmup, folder=folder, log=log)
+    if a.json:
+        print(json.dumps({"model": a.model, "rows": rows}, default=str))
+        return
+    r0 = rows[0]
+    print(f"{a.model} @ {w}x{h}, batch 1, {r0['threads']} threads, {r0['device']}, median of {a.runs} interleaved")
+    print(runtime_table(rows))
 
 
 def cmd_demo(a) -> None:
@@ -284,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--style", default="", help="JSON style (e.g. '{\"seed\": 3}')")
     e.add_argument("--device", default="auto")
     e.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
+    add_runtime_args(e)
     add_score_args(e)
     e.set_defaults(fn=cmd_test)
 
@@ -302,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--all-scales", action="store_true", help="write every output scale (MSG U-Net)")
     r.add_argument("--device", default="auto")
     r.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
+    add_runtime_args(r)
     r.set_defaults(fn=cmd_translate)
 
     b = sub.add_parser("bench", help="params, GFLOPs, latency, peak memory of a preset or checkpoint")
@@ -312,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu")
     b.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
     b.add_argument("--threads", type=int, default=0)
+    b.add_argument(
+        "--runtime", choices=["all", "torch", "onnxruntime", "openvino"], default="torch",
+        help="all: one table of every runtime x precision vs torch fp32, timed interleaved (what translate runs)",
+    )  # fmt: skip
+    b.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="with --runtime: only this precision (auto: every one)")  # fmt: skip
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)

@@ -230,8 +230,43 @@ class TranslationModel(nn.Module):
         raise ConfigError(f"this {self.family} model has no instance features to cluster")
 
     def inference_module(self) -> nn.Module:
-        """A module mapping :meth:`export_inputs` to the output image (ONNX export, bench)."""
+        """A module mapping :meth:`export_inputs` to the output image (ONNX export)."""
         return _LastOutput(self).eval()
+
+    def generator_inputs(self, x: dict, style: Style | dict | None = None) -> tuple[dict[str, Tensor], dict]:
+        """(the named tensors :meth:`generator_module` takes for the prepared batch ``x`` under ``style``, the style
+        that reproduces the output). All style work (painting features, drawing z, encoding a reference photo)
+        happens here in torch, so a runtime (ONNX Runtime, OpenVINO) runs only the plain network."""
+        self.parse_style(style)
+        return {"input": x["input"]}, {}
+
+    def generator_module(self) -> nn.Module:
+        """What the translator runs on every runtime (and ``pixtrans bench`` times): :meth:`generator_inputs`'
+        tensors, positionally in their order -> a tuple of output images, coarse to fine (last = full resolution).
+        Its outputs match :meth:`translate` for the same style (max abs <= 1e-3 in fp32). Batch items are
+        independent (eval-mode normalisation), so requests can be batched."""
+        return _Outputs(self.inference_module()).eval()
+
+    @property
+    def runtime_unsupported(self) -> str:
+        """Why only the torch reference (:meth:`translate`) can run the model as configured now ('' = any runtime)."""
+        return ""
+
+    def example_batch(self, batch: int, height: int, width: int, gen: torch.Generator) -> dict:
+        """A prepared batch like a real one (:meth:`prepare` output): blocky label maps with instances, or images in
+        [-1, 1]; for export checks, runtime verification and bench."""
+        data = self.data_cfg
+        if data.label_nc == 0:
+            return self.prepare({"input": torch.rand(batch, data.input_nc, height, width, generator=gen) * 2 - 1})
+        coarse = (batch, 1, max(1, height // 8), max(1, width // 8))
+        ids = torch.randint(0, data.label_nc, coarse, generator=gen)
+        if data.contain_dontcare:
+            ids[torch.rand(coarse, generator=gen) < 0.05] = 255
+        inst = ids * 1000 + torch.randint(0, 3, coarse, generator=gen)
+        up = nn.functional.interpolate
+        ids = up(ids.float(), size=(height, width), mode="nearest").long()
+        inst = up(inst.float(), size=(height, width), mode="nearest").long()
+        return self.prepare({"input": ids, "inst": inst})
 
     def export_inputs(self, batch: int, height: int, width: int, gen: torch.Generator) -> dict[str, Tensor]:
         """Named example inputs of :meth:`inference_module`, like real ones: blocky label maps (one-hot +
@@ -309,3 +344,14 @@ class _LastOutput(nn.Module):
 
     def forward(self, inp: Tensor) -> Tensor:
         return self.model.generate({"input": inp})[-1]
+
+
+class _Outputs(nn.Module):
+    """A one-output module as a :meth:`TranslationModel.generator_module` (a tuple of outputs)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        return (self.module(*inputs),)

@@ -18,8 +18,12 @@ Peak memory:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import platform
 import statistics
+import threading
 import time
 import weakref
 from contextlib import contextmanager
@@ -219,11 +223,7 @@ def random_input(model, width: int, height: int, batch: int = 1, seed: int = 0) 
     return model.export_inputs(batch, height, width, torch.Generator().manual_seed(seed))["input"]
 
 
-def bench_model(model, width: int, height: int, batch: int = 1, **kw) -> dict:
-    """:func:`benchmark` of ``model.inference_module()`` (eval mode) on a random (batch, in_channels, H, W) input.
-
-    ``kw`` goes to :func:`benchmark` (runs, warmup, device, dtype, threads). Adds ``family`` and ``batch``.
-    """
+def _check_size(model, width: int, height: int, batch: int) -> None:
     if width < 1 or height < 1 or batch < 1:
         raise ConfigError(f"--size {width}x{height} (batch {batch}): sizes and batch must be positive")
     m = int(model.size_multiple)
@@ -232,9 +232,136 @@ def bench_model(model, width: int, height: int, batch: int = 1, **kw) -> dict:
             f"--size {width}x{height}: the {model.family or type(model).__name__} model needs width and height "
             f"that are multiples of {m} (e.g. {-(-width // m) * m}x{-(-height // m) * m})"
         )
-    # the whole model, not only the exported module: generate() may use more than G (encoders, buffers)
+
+
+def bench_model(model, width: int, height: int, batch: int = 1, **kw) -> dict:
+    """:func:`benchmark` of ``model.generator_module()`` -- the module the translator runs on the torch runtime --
+    on :meth:`generator_inputs` of a real-looking (batch, H, W) example in the model's evaluation style.
+
+    ``kw`` goes to :func:`benchmark` (runs, warmup, device, dtype, threads). Adds ``family`` and ``batch``.
+    """
+    _check_size(model, width, height, batch)
+    # the whole model, not only the generator: the style work may use more than G (encoders, buffers)
     model.to(device=torch.device(kw.get("device", "cpu")), dtype=kw.get("dtype", torch.float32)).eval()
-    xs = model.export_inputs(batch, height, width, torch.Generator().manual_seed(0)).values()
-    out = benchmark(model.inference_module(), tuple(xs), **kw)
+    with torch.no_grad():
+        x = model.example_batch(batch, height, width, torch.Generator().manual_seed(0))
+        inputs, _ = model.generator_inputs(x, model.eval_style())
+    out = benchmark(model.generator_module(), tuple(inputs.values()), **kw)
     out.update(family=model.family, batch=batch)
     return out
+
+
+def all_runtimes(device: torch.device) -> list[tuple[str, str]]:
+    """Every (runtime, precision) ``pixtrans bench --runtime all`` measures on ``device``."""
+    if device.type == "cuda":
+        return [("torch", "fp32"), ("torch", "fp16"), ("torch", "bf16")]
+    return [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PeakRSS:
+    """Samples the process RSS every millisecond in a thread: ``with _PeakRSS() as p: ...; p.peak - p.start``."""
+
+    def __enter__(self):
+        with contextlib.suppress(OSError, AttributeError):  # freed heap back to the OS: growth is this block's
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def bench_runtimes(
+    model, width: int, height: int, pairs: list[tuple[str, str]], runs: int = 5, warmup: int = 1, batch: int = 1,
+    folder=None, log=None,
+) -> list[dict]:  # fmt: skip
+    """One table row per (runtime, precision): the exact backend the translator would use, on the same
+    :meth:`generator_inputs` (real-looking example, evaluation style), timed interleaved (one call of each per
+    round) in this process. Rows: ``runtime``, ``precision``, ``latency_s`` (median), ``speedup`` (vs torch fp32
+    when measured), ``max_abs``/``psnr`` vs torch fp32 :meth:`translate`, ``ok`` (passes the runtime checks),
+    ``setup_s`` (export/compile + first call), ``peak_mem_mb`` (process RSS growth while the runtime is set up and
+    first run: weight copies, graph, workspaces, activations; not the weights torch already holds) or ``error``."""
+    from .runtimes import RuntimeUnsupported, compare, make_backend, passes
+
+    _check_size(model, width, height, batch)
+    model.eval()
+    with torch.no_grad():
+        x = model.example_batch(batch, height, width, torch.Generator().manual_seed(0))
+        style = model.eval_style()
+        ref = model.translate(x, style).scales
+        inputs, _ = model.generator_inputs(x, style)
+    rows, live = [], []
+    for runtime, precision in pairs:
+        row = {"runtime": runtime, "precision": precision, "size": f"{width}x{height}", "batch": batch}
+        rows.append(row)
+        try:
+            t0 = time.perf_counter()
+            with _PeakRSS() as mem:
+                backend = make_backend(model, runtime, precision, folder)
+                outs = backend(inputs)
+            row["setup_s"] = time.perf_counter() - t0
+            row["peak_mem_mb"] = (mem.peak - mem.start) / MB
+        except RuntimeUnsupported as err:
+            row["error"] = str(err)
+            continue
+        except Exception as err:  # a runtime's own error types: the row says why
+            row["error"] = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            continue
+        res = compare(outs, ref)
+        row.update(max_abs=res["max_abs"], psnr=res["psnr"], ok=passes(precision, res))
+        live.append((row, backend))
+        if log:
+            log(f"bench: {runtime} {precision} ready ({row['setup_s']:.1f} s)")
+    times: list[list[float]] = [[] for _ in live]
+    with torch.no_grad():
+        for _ in range(warmup):
+            for _, b in live:
+                b(inputs)
+        for _ in range(runs):
+            for i, (_, b) in enumerate(live):
+                t0 = time.perf_counter()
+                b(inputs)
+                times[i].append(time.perf_counter() - t0)
+    for (row, _), t in zip(live, times):
+        row["latency_s"] = statistics.median(t)
+        row["latency_all"] = t
+    base = next((r for r in rows if r["runtime"] == "torch" and r["precision"] == "fp32" and "latency_s" in r), None)
+    for r in rows:
+        if base is not None and "latency_s" in r:
+            r["speedup"] = base["latency_s"] / r["latency_s"]
+        r.update(family=model.family, threads=torch.get_num_threads(), device=_cpu_name(), torch=torch.__version__)
+    return rows
+
+
+def runtime_table(rows: list[dict]) -> str:
+    """The rows of :func:`bench_runtimes` as a Markdown table."""
+    out = [
+        "| runtime | precision | median latency | speedup vs torch fp32 | PSNR vs fp32 | max abs vs fp32 | verified "
+        "| peak memory |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['runtime']} | {r['precision']} | n/a: {r['error']} | | | | | |")
+            continue
+        psnr = "exact" if r["psnr"] == float("inf") else f"{r['psnr']:.1f} dB"
+        speed = f"{r['speedup']:.2f}x" if "speedup" in r else ""
+        out.append(
+            f"| {r['runtime']} | {r['precision']} | {r['latency_s'] * 1e3:.0f} ms | {speed} | {psnr} | "
+            f"{r['max_abs']:.2g} | {'yes' if r['ok'] else 'no'} | {r['peak_mem_mb']:.0f} MB |"
+        )
+    return "\n".join(out)

@@ -21,7 +21,7 @@ from ..checkpoints import read_checkpoint, read_weights, weight_keys
 from ..config import DataConfig, ExperimentConfig
 from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
-from ..errors import CheckpointError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..families import build_model
 from ..families.base import Translation, TranslationModel
 
@@ -52,6 +52,29 @@ class Translator:
 
     def __init__(self, model: TranslationModel, cfg: ExperimentConfig, meta: dict, path: Path | None = None):
         self.model, self.cfg, self.meta, self.path = model.eval(), cfg, meta, path
+        self.backend = None  # pixtrans.infer.runtimes.Backend running the generator; None: model.translate
+        self.runtime_info: dict = {"runtime": "torch", "precision": "fp32", "auto": False, "reference": True}
+
+    def use_runtime(self, runtime: str = "torch", precision: str = "auto", log=None) -> dict:
+        """Run the generator on ``runtime`` (``auto``, ``torch``, ``onnxruntime``, ``openvino``) at ``precision``
+        (``auto``: fp32 for a named runtime, any verified one for ``auto``); see :mod:`pixtrans.infer.runtimes`.
+        Returns (and keeps in :attr:`runtime_info`) what was chosen and its verification."""
+        from .runtimes import select
+
+        self.backend, self.runtime_info = select(self.model, runtime, precision, log=log)
+        return self.runtime_info
+
+    def run_generator(self, x: dict, style: dict | None = None) -> Translation:
+        """The model on a prepared batch whose size fits the network: the family's style work in torch, then the
+        generator on the chosen runtime (the torch reference where the model allows no other)."""
+        reason = self.model.runtime_unsupported
+        if self.backend is None or (reason and self.backend.is_reference):
+            return self.model.translate(x, style)
+        if reason:
+            raise ConfigError(f"{reason} (this translator runs {self.backend.label})")
+        inputs, used = self.model.generator_inputs(x, style)
+        outs = self.backend(inputs)
+        return Translation(image=outs[-1], scales=outs, style=used)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -157,7 +180,7 @@ class Translator:
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = {k: _pad(v, ph, pw) if isinstance(v, Tensor) and v.dim() == 4 else v for k, v in x.items()}
-        res = self.model.translate(x, style)
+        res = self.run_generator(x, style)
         if ph or pw:
             res.image = res.image[..., :h, :w]
             res.scales = [
@@ -252,6 +275,17 @@ def _ramp(tile: int, overlap: int) -> Tensor:
     return r
 
 
-def load(path: str | Path, device: str = "auto", use_ema: bool = True) -> Translator:
-    """Load a run or checkpoint folder for inference."""
-    return Translator.from_checkpoint(path, device=device, use_ema=use_ema)
+def load(
+    path: str | Path,
+    device: str = "auto",
+    use_ema: bool = True,
+    runtime: str | None = None,
+    precision: str = "auto",
+    log=None,
+) -> Translator:
+    """Load a run or checkpoint folder for inference; ``runtime``/``precision``: see :meth:`Translator.use_runtime`
+    (None: the torch fp32 reference, :meth:`TranslationModel.translate`)."""
+    t = Translator.from_checkpoint(path, device=device, use_ema=use_ema)
+    if runtime is not None:
+        t.use_runtime(runtime, precision, log=log)
+    return t

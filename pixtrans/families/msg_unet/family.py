@@ -160,6 +160,19 @@ class MSGUNet(TranslationModel):
         """The generator returning its full-resolution output (the coarse branches cost < 1% of the FLOPs)."""
         return FullResolution(self.G)
 
+    def generator_module(self) -> nn.Module:
+        """The generator with every output scale (``translate(..., all_scales=True)`` on any runtime)."""
+        return _AllScales(self.G).eval()
+
+
+class _AllScales(nn.Module):
+    def __init__(self, G: MSGUNetGenerator):
+        super().__init__()
+        self.G = G
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.G(x))
+
 
 class FullResolution(nn.Module):
     """The generator's full-resolution output only (export and bench): ``forward(input) -> image``."""

@@ -95,6 +95,12 @@ class Pix2Pix(TranslationModel):
         with paper_test_mode(self.G):
             return super().translate(x, style)
 
+    @property
+    def runtime_unsupported(self) -> str:
+        if self.cfg.eval_mode:
+            return ""
+        return "the paper's test protocol (per-image batch-norm statistics, dropout on) runs only on --runtime torch"
+
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         fake = fakes[-1]
         pred = self.D(torch.cat([x["input"], fake], 1))

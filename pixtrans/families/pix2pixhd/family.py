@@ -394,6 +394,14 @@ class Pix2PixHD(TranslationModel):
             "feature_clusters": self.meta().get("clusters", {}),
         }
 
+    def generator_inputs(self, x: dict, style: dict | None = None) -> tuple[dict[str, Tensor], dict]:
+        """``input`` and, with the feature encoder, ``feat``: the style's feature map (clusters, vectors, a
+        reference photo's or the target's features), painted in torch."""
+        if self.E is None:
+            return super().generator_inputs(x, style)
+        feat, used = self.style_features(x, style)
+        return {"input": x["input"], "feat": feat.to(x["input"].dtype)}, used
+
     def inference_module(self) -> nn.Module:
         """The generator on the prepared input; with ``use_features`` a second input ``feat`` (B, feat_num, H, W)
         is concatenated (zeros when omitted, so the module also runs on the prepared input alone)."""

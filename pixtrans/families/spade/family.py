@@ -207,6 +207,13 @@ class SPADE(TranslationModel):
         The returned ``style`` is ``{"seed": n}`` or ``{"reference": name-or-hash}``. Models without the VAE are
         deterministic: a seed is ignored (style ``{}``), a reference photo is an error.
         """
+        inputs, used = self.generator_inputs(x, style)
+        img = self.G(*inputs.values())
+        return Translation(image=img, scales=[img], style=used)
+
+    def generator_inputs(self, x: dict, style: dict | None = None) -> tuple[dict[str, Tensor], dict]:
+        """``input`` (the segmentation map) and, with the VAE, ``z`` (B, z_dim) from the style (see
+        :meth:`translate`): drawn from the seed on the CPU or the encoder's mean for a reference photo."""
         style = self.parse_style(style)
         seg = x["input"]
         if self.E is None:
@@ -215,8 +222,7 @@ class SPADE(TranslationModel):
                     "style: this SPADE model was trained without the VAE style encoder (model.use_vae: false), "
                     "so it cannot take the style of a reference photo"
                 )
-            img = self.G(seg)
-            return Translation(image=img, scales=[img], style={})
+            return {"input": seg}, {}
         if style.reference is not None:
             ref, name = _reference_tensor(style.reference, style.reference_name)
             if ref.shape[0] not in (1, seg.shape[0]):
@@ -228,8 +234,13 @@ class SPADE(TranslationModel):
             g = torch.Generator().manual_seed(int(seed))
             z = torch.randn(seg.shape[0], self.cfg.z_dim, generator=g).to(self.device, seg.dtype)
             used = {"seed": int(seed)}
-        img = self.G(seg, z)
-        return Translation(image=img, scales=[img], style=used)
+        return {"input": seg, "z": z}, used
+
+    def generator_module(self) -> nn.Module:
+        """:meth:`inference_module`'s folded, channels-last generator taking ``z`` too with the VAE."""
+        with torch.no_grad():
+            g = self.G.fold_spectral_norm().to(memory_format=torch.channels_last)
+        return _RuntimeG(g).eval()
 
     # ---------------------------------------------------------------- capabilities
     def style_schema(self) -> StyleSchema:
@@ -279,6 +290,15 @@ class _ExportG(nn.Module):
     def forward(self, inp: Tensor) -> Tensor:
         z = inp.new_zeros(inp.shape[0], self.z_dim) if self.z_dim else None
         return self.G(inp.contiguous(memory_format=torch.channels_last), z)
+
+
+class _RuntimeG(nn.Module):
+    def __init__(self, G: SPADEGenerator):
+        super().__init__()
+        self.G = G
+
+    def forward(self, inp: Tensor, z: Tensor | None = None) -> tuple[Tensor]:
+        return (self.G(inp.contiguous(memory_format=torch.channels_last), z),)
 
 
 def _target(x: dict) -> Tensor:
