@@ -204,3 +204,24 @@ def test_sync_batch_norm_is_one_implementation():
     assert spade.SyncBatchNorm2d is blocks.SyncBatchNorm2d
     assert isinstance(blocks.norm_layer("sync_batch")(4), blocks.SyncBatchNorm2d)
     assert isinstance(spade.param_free_norm("sync_batch", 4), blocks.SyncBatchNorm2d)
+
+
+def test_ddp_wrapper_answers_like_the_network():
+    """Families call their networks' own methods and properties; the wrapper forwards them (``module`` stays DDP's)."""
+
+    class Net(torch.nn.Linear):
+        size_multiple = 4
+
+        def global_parameters(self):
+            return [self.weight]
+
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        net = Net(2, 2)
+        ddp = D.DDP(net)
+        assert ddp.module is net and ddp.size_multiple == 4 and ddp.global_parameters()[0] is net.weight
+        assert ddp(torch.ones(1, 2)).shape == (1, 2)
+        with pytest.raises(AttributeError):
+            ddp.no_such_attribute  # noqa: B018
+    finally:
+        torch.distributed.destroy_process_group()
