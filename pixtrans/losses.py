@@ -1,6 +1,9 @@
-"""GAN losses (vanilla, LSGAN, hinge), discriminator feature matching and the VAE's KL term.
+"""GAN losses (vanilla, LSGAN, hinge), discriminator feature matching, the VAE's KL term and the reconstruction
+term (multi-scale L1 + SSIM) every family can add.
 
-The perceptual VGG loss lives in :mod:`pixtrans.layers.vgg` (it needs pretrained weights).
+The perceptual VGG loss lives in :mod:`pixtrans.layers.vgg` (it needs pretrained weights); the reconstruction term
+needs none and is on by default in pix2pixHD, SPADE and MSG U-Net when their VGG loss is off
+(:class:`ReconstructionConfig`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import model_validator
 from torch import Tensor, nn
+
+from .config import Section
 
 GanMode = Literal["vanilla", "lsgan", "hinge"]
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
@@ -105,3 +111,84 @@ def feature_matching_loss(
 def kl_loss(mu: Tensor, logvar: Tensor) -> Tensor:
     """SPADE's KLD term: ``-0.5 * sum(1 + logvar - mu^2 - exp(logvar))`` (summed, not averaged)."""
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+# ---------------------------------------------------------------------------------------------- reconstruction
+REC_L1_NO_VGG = 10.0  # lambda_L1 when it is left unset (None) and the family's VGG loss is off
+REC_SSIM_NO_VGG = 10.0  # lambda_ssim likewise
+
+
+class ReconstructionConfig(Section):
+    """The reconstruction term's settings, one spelling in every family's ``model`` section.
+
+    ``lambda_L1`` weighs the mean L1 distance to the target, averaged over ``rec_scales`` pyramid scales (1 = full
+    resolution only; each further scale is a 2x average-pooled copy of fake and target, which weighs colour and
+    layout over texture); ``lambda_ssim`` weighs ``1 - SSIM`` (Gaussian 11x11 window, sigma 1.5, images mapped to
+    [0, 1]) at full resolution. ``None`` (the default) means automatic: :data:`REC_L1_NO_VGG` /
+    :data:`REC_SSIM_NO_VGG` when the family's VGG loss is off (``no_vgg_loss`` or ``lambda_vgg: 0``), else 0, so
+    the published recipes with VGG are unchanged. 0 switches a term off.
+    """
+
+    lambda_L1: float | None = None  # L1 to the target; None = 10 without VGG loss, 0 with it
+    lambda_ssim: float | None = None  # 1 - SSIM to the target; None = 10 without VGG loss, 0 with it
+    rec_scales: int = 1  # pyramid scales the L1 is averaged over (1 = full resolution only)
+
+    @model_validator(mode="after")
+    def _check_rec(self):
+        if (self.lambda_L1 or 0) < 0 or (self.lambda_ssim or 0) < 0:
+            raise ValueError("lambda_L1 and lambda_ssim are loss weights and must be >= 0")
+        if self.rec_scales < 1:
+            raise ValueError("rec_scales must be >= 1 (1 = full resolution only)")
+        return self
+
+    def rec_weights(self, vgg_on: bool) -> tuple[float, float]:
+        """(L1 weight, SSIM weight) with the automatic defaults resolved for a model whose VGG loss is ``vgg_on``."""
+        l1 = self.lambda_L1 if self.lambda_L1 is not None else (0.0 if vgg_on else REC_L1_NO_VGG)
+        ss = self.lambda_ssim if self.lambda_ssim is not None else (0.0 if vgg_on else REC_SSIM_NO_VGG)
+        return l1, ss
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
+    t = torch.arange(size, dtype=torch.float32, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Mean SSIM of two image batches in [-1, 1] (computed on [0, 1], C1 = 0.01², C2 = 0.03², valid Gaussian
+    window, per channel); differentiable. Images smaller than ``window`` use an odd window that fits."""
+    x, y = (x.float() + 1) / 2, (y.float() + 1) / 2
+    size = min(window, *x.shape[-2:])
+    size -= 1 - size % 2
+    c = x.shape[1]
+    w = _gaussian_window(size, sigma, c, x)
+    mx, my = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
+    sxx = F.conv2d(x * x, w, groups=c) - mx * mx
+    syy = F.conv2d(y * y, w, groups=c) - my * my
+    sxy = F.conv2d(x * y, w, groups=c) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean()
+
+
+def reconstruction_loss(fake: Tensor, real: Tensor, l1: float, ssim_weight: float, scales: int = 1) -> dict:
+    """Weighted reconstruction terms ``{"G_L1": ..., "G_SSIM": ...}`` (a term with weight 0 is left out).
+
+    ``G_L1`` = ``l1`` x mean over ``scales`` pyramid scales of the mean absolute error; ``G_SSIM`` =
+    ``ssim_weight`` x (1 - SSIM) at full resolution. ``real`` is not differentiated."""
+    out: dict[str, Tensor] = {}
+    real = real.detach().float()
+    fake = fake.float()
+    if l1 > 0:
+        f, r, terms = fake, real, []
+        for k in range(scales):
+            if k:
+                if min(f.shape[-2:]) < 2:
+                    break
+                f, r = F.avg_pool2d(f, 2), F.avg_pool2d(r, 2)
+            terms.append(F.l1_loss(f, r))
+        out["G_L1"] = l1 * torch.stack(terms).mean()
+    if ssim_weight > 0:
+        out["G_SSIM"] = ssim_weight * (1 - ssim(fake, real))
+    return out

@@ -115,6 +115,23 @@ def test_aligned_layout_and_direction(tmp_path):
     assert grey["input"].shape == (1, 16, 20)
 
 
+def test_sizes_follow_the_data_unless_given(tmp_path):
+    for name in ("x", "y"):
+        _save(np.concatenate([_photo(24, 32), _photo(24, 32)], 1), tmp_path / "train" / f"{name}.png")
+    base = {"root": str(tmp_path), "layout": "aligned", "label_nc": 0}
+    c = DataConfig(**base)  # resize_and_crop 286/256 by default would upscale 24 px photos to 256
+    ds = build_dataset(c, "train", True)
+    assert (c.load_size, c.crop_size) == (24, 24) and ds[0]["input"].shape == (3, 24, 24)
+    assert build_dataset(c, "train", False)[0]["target"].shape == (3, 24, 24)
+    c = DataConfig(**base, crop_size=16)  # a given crop is kept; the load size follows the data
+    assert build_dataset(c, "train", True)[0]["input"].shape == (3, 16, 16) and c.load_size == 24
+    c = DataConfig(**base, preprocess="scale_width")
+    build_dataset(c, "train", False)
+    assert (c.load_size, c.crop_size) == (32, 32)
+    c = DataConfig(**base, load_size=64, crop_size=48)  # both given: as the config says
+    assert build_dataset(c, "train", False)[0]["input"].shape == (3, 48, 48)
+
+
 def test_aligned_test_split_falls_back_to_val(tmp_path):
     _save(_photo(8, 16), tmp_path / "val" / "v.png")
     ds = build_dataset(cfg(tmp_path, "aligned"), "test", False)

@@ -126,3 +126,52 @@ def test_kl_loss():
     assert kl_loss(torch.ones(2, 8), zero).item() == pytest.approx(8.0)
     mu, logvar = torch.randn(4, 16), torch.randn(4, 16)
     assert kl_loss(mu, logvar).item() > 0
+
+
+# ---------------------------------------------------------------------------------------------- reconstruction
+def test_ssim_is_one_for_equal_images_and_drops_with_noise():
+    from pixtrans.losses import ssim
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 24, 24, generator=g) * 2 - 1
+    assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-5)
+    noisy = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    assert ssim(noisy, x).item() < 0.9
+    assert 0 < ssim(x[..., :6, :6], x[..., :6, :6]).item() <= 1.0 + 1e-6  # smaller than the window: window fits
+
+
+def test_reconstruction_terms_weights_and_scales():
+    from pixtrans.losses import reconstruction_loss
+
+    real = torch.zeros(1, 3, 8, 8)
+    fake = torch.zeros(1, 3, 8, 8)
+    fake[..., ::2, ::2] = 1.0  # mean |fake - real| = 0.25 at full resolution, and at every 2x pooled scale
+    one = reconstruction_loss(fake, real, 4.0, 0.0, scales=1)
+    assert set(one) == {"G_L1"} and one["G_L1"].item() == pytest.approx(1.0)
+    fake2 = torch.zeros(1, 3, 8, 8)
+    fake2[..., :4, :] = 1.0  # L1 0.5 at each scale
+    assert reconstruction_loss(fake2, real, 2.0, 0.0, scales=3)["G_L1"].item() == pytest.approx(1.0)
+    both = reconstruction_loss(fake.requires_grad_(), real, 1.0, 2.0)
+    assert set(both) == {"G_L1", "G_SSIM"} and both["G_SSIM"].item() > 0
+    assert reconstruction_loss(fake, real, 0.0, 0.0) == {}
+
+
+def test_reconstruction_defaults_follow_the_vgg_loss():
+    from pixtrans.errors import ConfigError
+    from pixtrans.families.msg_unet import MSGUNetConfig
+    from pixtrans.families.pix2pix.family import Pix2PixConfig
+    from pixtrans.families.pix2pixhd.family import Pix2PixHDConfig
+    from pixtrans.families.spade.family import SPADEConfig
+    from pixtrans.losses import REC_L1_NO_VGG, REC_SSIM_NO_VGG
+
+    for cls in (Pix2PixHDConfig, SPADEConfig, MSGUNetConfig):
+        assert cls().rec_weights(vgg_on=True) == (0.0, 0.0)  # published recipes unchanged
+        assert cls().rec_weights(vgg_on=False) == (REC_L1_NO_VGG, REC_SSIM_NO_VGG)
+        assert cls(lambda_L1=3, lambda_ssim=0).rec_weights(vgg_on=False) == (3.0, 0.0)
+        with pytest.raises(ValueError, match="rec_scales"):
+            cls(rec_scales=0)
+    assert Pix2PixConfig().rec_weights(vgg_on=False) == (100.0, 0.0)  # the paper's L1 x100
+    from pixtrans.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="lambda_ssim"):
+        config_from_dict({"family": "spade", "model": {"lambda_ssim": -1}})

@@ -56,7 +56,7 @@ def test_without_intermediate_outputs_one_output_and_one_d():
     x = m.prepare(_batch())
     fakes = m.generate(x)
     assert len(fakes) == 1 and fakes[0].shape == (2, 3, 32, 32) and len(m.D) == 1
-    assert set(m.g_losses(x, fakes)) == {"G_GAN", "G_FM"}
+    assert set(m.g_losses(x, fakes)) == {"G_GAN", "G_FM", "G_L1", "G_SSIM"}
     # the encoder still takes the source at every scale
     assert len(m.G.merge) == 2
 
@@ -153,3 +153,22 @@ def test_presets_match_pix2pixhd_inputs_and_are_cheaper():
             assert m.size_multiple == 256 and len(m.D) == 5
     assert channels["msg_unet"] == channels["pix2pixhd_local"] == 36
     assert flops["pix2pixhd_local"] >= 2.5 * flops["msg_unet"]
+
+
+def test_reconstruction_term_without_vgg_on_every_scale():
+    m = _model()
+    x = m.prepare(_batch())
+    losses = m.g_losses(x, m.generate(x))
+    assert {"G_L1", "G_SSIM"} <= set(losses)
+    off = _model(lambda_L1=0, lambda_ssim=0)
+    assert not {"G_L1", "G_SSIM"} & set(off.g_losses(x, off.generate(x)))
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "resize"])
+def test_upsample_options_same_shapes(upsample):
+    G = MSGUNetGenerator(6, 3, ngf=8, n_scales=3, n_extra_down=1, upsample=upsample)
+    assert [o.shape[-1] for o in G(torch.randn(1, 6, 32, 32))] == [8, 16, 32]
+    kinds = {type(m).__name__ for m in G.up.modules()}
+    assert ("ConvTranspose2d" in kinds) == (upsample == "transposed")
+    with pytest.raises(ValueError, match="upsample"):
+        MSGUNetGenerator(6, 3, ngf=8, n_scales=3, n_extra_down=1, upsample="bicubic")

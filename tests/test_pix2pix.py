@@ -333,3 +333,19 @@ def test_paper_test_protocol_uses_image_statistics_and_dropout_and_restores_stat
     # the default is eval mode: deterministic, running statistics
     eval_model.eval()
     assert torch.equal(eval_model.translate(x).image, eval_model.translate(x).image)
+
+
+@pytest.mark.parametrize(
+    ("name", "net", "key", "value"),
+    [("unet_128", "unet", "num_downs", 7), ("unet_256", "unet", "num_downs", 8),
+     ("resnet_6blocks", "resnet", "n_blocks", 6), ("resnet_9blocks", "resnet", "n_blocks", 9)],
+)  # fmt: skip
+def test_paper_generator_names(name, net, key, value):
+    from pixtrans.config import config_from_dict
+    from pixtrans.errors import ConfigError
+
+    cfg = config_from_dict({"family": "pix2pix", "model": {"netG": name}}).model
+    assert cfg.netG == net and getattr(cfg, key) == value
+    assert config_from_dict({"family": "pix2pix", "model": {"netG": name, key: value}}).model.netG == net
+    with pytest.raises(ConfigError, match=f"netG {name} means {key} {value}"):
+        config_from_dict({"family": "pix2pix", "model": {"netG": name, key: value + 1}})

@@ -152,8 +152,9 @@ def test_losses_and_feature_matching_zero_for_identical_images():
     model = tiny(use_features=True)
     x = model.prepare(batch())
     g = model.g_losses(x, [x["target"]])
-    assert set(g) == {"G_GAN", "G_GAN_Feat"}
+    assert set(g) == {"G_GAN", "G_GAN_Feat", "G_L1", "G_SSIM"}  # no VGG: the reconstruction term is on
     assert g["G_GAN_Feat"].item() == 0.0 and g["G_GAN"].item() > 0
+    assert g["G_L1"].item() == 0.0 and g["G_SSIM"].item() == pytest.approx(0.0, abs=1e-4)
     fake = model.generate(x)
     assert model.g_losses(x, fake)["G_GAN_Feat"].item() > 0
     d = model.d_losses(x, fake)
@@ -162,7 +163,7 @@ def test_losses_and_feature_matching_zero_for_identical_images():
     pred = model.D(torch.cat([x["input"], x["target"]], 1))
     lsgan = sum(((p[-1] - 1) ** 2).mean() for p in pred)
     torch.testing.assert_close(d["D_real"], 0.5 * lsgan)
-    off = tiny(no_ganFeat_loss=True)
+    off = tiny(no_ganFeat_loss=True, lambda_L1=0, lambda_ssim=0)
     assert set(off.g_losses(off.prepare(batch()), [batch()["target"]])) == {"G_GAN"}
 
 

@@ -262,12 +262,14 @@ def test_hinge_and_feature_matching_values_on_known_inputs():
     torch.testing.assert_close(d["D_fake"], torch.tensor(1.5))  # mean(max(0, 1 + 0.5))
     torch.testing.assert_close(d["D_real"], torch.tensor(1.25))  # mean(max(0, 1 - (-0.25)))
     g = m.g_losses(x, [fake])
-    assert set(g) == {"G_GAN", "G_GAN_Feat"}  # no VGG (no_vgg_loss), no KLD (no VAE)
+    # no VGG (no_vgg_loss) and so the reconstruction term, no KLD (no VAE)
+    assert set(g) == {"G_GAN", "G_GAN_Feat", "G_L1", "G_SSIM"}
+    torch.testing.assert_close(g["G_L1"], torch.tensor(10.0 * 0.75))  # default lambda_L1 10 x |0.5 - (-0.25)|
     torch.testing.assert_close(g["G_GAN"], torch.tensor(-0.5))
     # SPADE weighting: lambda_feat / num_D * sum over scales of L1 of the non-final features
     # scale 0: |2*0.5 - 2*(-0.25)| = 1.5; scale 1: 0.75 -> 10 / 2 * (1.5 + 0.75)
     torch.testing.assert_close(g["G_GAN_Feat"], torch.tensor(11.25))
-    m2, _ = _model(no_ganFeat_loss=True, lambda_feat=3.0)
+    m2, _ = _model(no_ganFeat_loss=True, lambda_feat=3.0, lambda_L1=0, lambda_ssim=0)
     m2.D = _StubD()
     assert set(m2.g_losses(x, [fake])) == {"G_GAN"}
 
@@ -285,7 +287,7 @@ def test_kld_weighted_value_on_known_inputs():
     fakes = m.generate(x)
     torch.testing.assert_close(x["mu"], torch.ones(2, 16))
     losses = m.g_losses(x, fakes)
-    assert set(losses) == {"G_GAN", "G_GAN_Feat", "KLD"}
+    assert set(losses) == {"G_GAN", "G_GAN_Feat", "G_L1", "G_SSIM", "KLD"}
     torch.testing.assert_close(losses["KLD"], torch.tensor(0.05 * 16.0))
 
 

@@ -25,6 +25,10 @@ a run was resumed. Such items also carry ``skipped``: a JSON list of ``[path, pr
 passed over to fetch it (``[]`` mostly), so the training process can book skips made in worker processes
 (:meth:`PairedDataset.record_skipped`).
 
+Sizes follow the data: when the config gives neither ``load_size`` nor ``crop_size`` (nor was given them by an
+earlier dataset of the same config), :func:`build_dataset` sets both from the first readable item, so a 128 px
+dataset trains and tests at 128 px (:func:`follow_data_sizes`); a size the config gives is kept.
+
 Bad files (unreadable, wrong mode, partner missing or of another size, label id out of range) raise
 :class:`~pixtrans.errors.DataError` naming the file, or with ``cfg.on_error == "skip"`` are skipped and counted in
 ``.skipped`` (details in ``.problems``, one per file). Items are checked when loaded; :meth:`PairedDataset.validate`
@@ -145,10 +149,14 @@ class Entry:
 # ---------------------------------------------------------------------------- file discovery
 def _files(folder: Path, exts: tuple[str, ...], recursive: bool = False, suffix: str = "") -> list[Path]:
     it = folder.rglob("*") if recursive else folder.iterdir()
+    # a dangling symlink is listed (reading it names it as such) rather than dropped (its partner would seem alone)
     out = [
         p
         for p in it
-        if p.suffix.lower() in exts and p.stem.endswith(suffix) and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in exts
+        and p.stem.endswith(suffix)
+        and not p.name.startswith(".")
+        and (p.is_file() or (p.is_symlink() and not p.exists()))
     ]
     return sorted(out, key=lambda p: (stem_key(p), str(p)))
 
@@ -549,7 +557,39 @@ def build_dataset(cfg, split: str, train: bool, require_target: bool = True) -> 
     found = discover(cfg, split, require_target)
     if cfg.max_items and cfg.max_items > 0:
         found.entries = found.entries[: cfg.max_items]
-    return PairedDataset(cfg, split, train, found, info)
+    ds = PairedDataset(cfg, split, train, found, info)
+    if follow_data_sizes(cfg, ds):
+        ds.transform = T.PairedTransform(cfg, train, jitter_keys=ds.transform.jitter_keys)
+    return ds
+
+
+SIZE_KEYS = ("load_size", "crop_size")
+
+
+def follow_data_sizes(cfg, ds: PairedDataset) -> bool:
+    """Set ``cfg.load_size`` / ``cfg.crop_size`` (in place) that the config leaves unset from ``ds``'s first readable
+    item: the short side (``resize_and_crop``, ``crop``) or the width (``scale_width*``), snapped to a multiple of 4,
+    so nothing is upscaled; a given ``crop_size`` (or ``load_size``) bounds the other. Returns whether it changed
+    ``cfg``; nothing to do when both are given, for ``preprocess: none`` or an empty dataset."""
+    unset = [k for k in SIZE_KEYS if k not in cfg.model_fields_set]
+    if not unset or cfg.preprocess == "none" or len(ds) == 0:
+        return False
+    maps = None
+    for i in range(len(ds)):
+        try:
+            maps = ds.load_maps(i)
+            break
+        except DataError:
+            continue
+    if maps is None:
+        return False
+    h, w = next(iter(maps.values())).shape[:2]
+    side = T.snap(w if cfg.preprocess.startswith("scale_width") else min(w, h))
+    if "crop_size" in unset:
+        cfg.crop_size = min(side, cfg.load_size) if "load_size" not in unset else side
+    if "load_size" in unset:
+        cfg.load_size = max(side, cfg.crop_size)
+    return True
 
 
 def check_dataset(cfg, splits: tuple[str, ...] | None = None, progress: bool = False) -> dict:

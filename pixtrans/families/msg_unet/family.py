@@ -23,16 +23,18 @@ import torch
 from pydantic import model_validator
 from torch import Tensor, nn
 
-from ...config import DataConfig, Section
+from ...config import DataConfig
 from ...layers.blocks import InitKind, NormKind, init_weights
 from ...layers.discriminators import NLayerDiscriminator
-from ...losses import GANLoss, feature_matching_loss
+from ...losses import GANLoss, ReconstructionConfig, feature_matching_loss, reconstruction_loss
 from ..base import TranslationModel
-from .networks import VGG_MIN_SIZE, MSGUNetGenerator, pyramid
+from .networks import VGG_MIN_SIZE, MSGUNetGenerator, Upsample, pyramid
 
 
-class MSGUNetConfig(Section):
-    """MSG U-Net settings: generator shape, per-scale PatchGANs and the loss weights of the paper's eq. (1)."""
+class MSGUNetConfig(ReconstructionConfig):
+    """MSG U-Net settings: generator shape, per-scale PatchGANs and the loss weights of the paper's eq. (1); without
+    VGG the reconstruction term of :class:`~pixtrans.losses.ReconstructionConfig` is on, averaged over the output
+    scales (each scale's L1 over ``rec_scales`` pyramid levels of its own)."""
 
     renamed = {"init": "init_type", "alpha": "lambda_feat", "beta": "lambda_vgg"}
 
@@ -45,6 +47,7 @@ class MSGUNetConfig(Section):
     init_type: InitKind = "normal"
     init_gain: float = 0.02
     intermediate_outputs: bool = True  # False: only the full-resolution output and its D (gradient study)
+    upsample: Upsample = "transposed"  # decoder 2x: the paper's transposed conv, or resize (nearest + 3x3 conv)
     ndf: int = 64
     n_layers_D: int = 3
     norm_D: NormKind = "instance"
@@ -91,6 +94,7 @@ class MSGUNet(TranslationModel):
             cfg.norm,
             cfg.skip,
             cfg.intermediate_outputs,
+            cfg.upsample,
         )
         init_weights(self.G, cfg.init_type, cfg.init_gain)
         if inference:
@@ -143,6 +147,10 @@ class MSGUNet(TranslationModel):
             terms = [vgg(f, r) for f, r in zip(fakes, reals) if min(f.shape[-2:]) >= VGG_MIN_SIZE]
             if terms:
                 losses["G_VGG"] = cfg.lambda_vgg * torch.stack(terms).sum()
+        l1, ss = cfg.rec_weights(vgg_on=not cfg.no_vgg_loss and cfg.lambda_vgg > 0)
+        per_scale = [reconstruction_loss(f, r, l1, ss, cfg.rec_scales) for f, r in zip(fakes, reals)]
+        for key in per_scale[0]:
+            losses[key] = torch.stack([t[key] for t in per_scale]).mean()
         return losses
 
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:

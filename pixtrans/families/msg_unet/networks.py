@@ -27,12 +27,26 @@ def pyramid(x: Tensor, n: int) -> list[Tensor]:
     return out[::-1]
 
 
+Upsample = Literal["transposed", "resize"]
+
+
 def _block(cin: int, cout: int, k: int, stride: int, norm: NormKind, transposed: bool = False) -> nn.Sequential:
     """conv (or transposed conv) -> norm -> LeakyReLU(0.2); 'same' padding for stride 1, exact 2x for stride 2."""
     conv_cls = nn.ConvTranspose2d if transposed else nn.Conv2d
     pad = 1 if stride == 2 else k // 2
     conv = conv_cls(cin, cout, k, stride, pad, bias=conv_bias(norm))
     return nn.Sequential(conv, norm_layer(norm)(cout), nn.LeakyReLU(0.2, True))
+
+
+def _up_block(cin: int, cout: int, norm: NormKind, upsample: Upsample) -> nn.Sequential:
+    """2x upsampling block: the paper's 4x4 stride-2 transposed conv, or (``resize``) nearest 2x + 3x3 conv, which
+    covers every output pixel with the same number of weights and so leaves no checkerboard pattern."""
+    if upsample == "transposed":
+        return _block(cin, cout, 4, 2, norm, transposed=True)
+    conv = nn.Conv2d(cin, cout, 3, 1, 1, bias=conv_bias(norm))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"), conv, norm_layer(norm)(cout), nn.LeakyReLU(0.2, True)
+    )
 
 
 class MSGUNetGenerator(nn.Module):
@@ -55,6 +69,7 @@ class MSGUNetGenerator(nn.Module):
         norm: NormKind = "instance",
         skip: Literal["add", "cat"] = "add",
         intermediate_outputs: bool = True,
+        upsample: Upsample = "transposed",
     ):
         super().__init__()
         if min(in_ch, out_ch, ngf, n_scales) < 1 or n_extra_down < 0 or max_ch < ngf:
@@ -69,7 +84,9 @@ class MSGUNetGenerator(nn.Module):
         self.down = nn.ModuleList(_block(w[i], w[i + 1], 4, 2, norm) for i in range(self.n_levels))
         self.merge = nn.ModuleList(_block(w[i] + in_ch, w[i], 1, 1, norm) for i in range(1, n_scales))
         # up[l] / fuse[l] produce level l (from level l + 1); to_rgb[l] is the output branch of level l
-        self.up = nn.ModuleList(_block(w[i + 1], w[i], 4, 2, norm, transposed=True) for i in range(self.n_levels))
+        if upsample not in ("transposed", "resize"):
+            raise ValueError(f"MSGUNetGenerator: upsample must be 'transposed' or 'resize', not {upsample!r}")
+        self.up = nn.ModuleList(_up_block(w[i + 1], w[i], norm, upsample) for i in range(self.n_levels))
         k = 2 if skip == "cat" else 1
         self.fuse = nn.ModuleList(_block(k * w[i], w[i], 3, 1, norm) for i in range(self.n_levels))
         n_out = n_scales if intermediate_outputs else 1

@@ -11,20 +11,31 @@ from contextlib import contextmanager
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import model_validator
 from torch import Tensor, nn
 
-from ...config import DataConfig, Section
+from ...config import DataConfig
 from ...layers.blocks import InitKind, NormKind, init_weights
 from ...layers.discriminators import NLayerDiscriminator, PixelDiscriminator
-from ...losses import GANLoss
+from ...losses import GANLoss, ReconstructionConfig, reconstruction_loss
 from ..base import Translation, TranslationModel
 from .networks import ResnetGenerator, UnetGenerator
 
+# the generator names of the pix2pix paper / official --netG: (netG, the size key, its value)
+PAPER_NETG = {
+    "unet_128": ("unet", "num_downs", 7),
+    "unet_256": ("unet", "num_downs", 8),
+    "resnet_6blocks": ("resnet", "n_blocks", 6),
+    "resnet_9blocks": ("resnet", "n_blocks", 9),
+}
 
-class Pix2PixConfig(Section):
-    """pix2pix model options (defaults: official pix2pix, i.e. unet_256 + 70x70 PatchGAN, vanilla GAN, L1 x100)."""
+
+class Pix2PixConfig(ReconstructionConfig):
+    """pix2pix model options (defaults: official pix2pix, i.e. unet_256 + 70x70 PatchGAN, vanilla GAN, L1 x100).
+
+    ``netG`` also takes the official names ``unet_128`` / ``unet_256`` (= ``unet`` with ``num_downs`` 7 / 8) and
+    ``resnet_6blocks`` / ``resnet_9blocks`` (= ``resnet`` with ``n_blocks`` 6 / 9). The reconstruction term is
+    the paper's L1 (``lambda_L1`` 100); ``lambda_ssim`` and ``rec_scales`` add to it as in the other families."""
 
     netG: Literal["unet", "resnet"] = "unet"
     num_downs: int = 8  # U-Net levels (8 = unet_256, 7 = unet_128)
@@ -37,12 +48,26 @@ class Pix2PixConfig(Section):
     norm: NormKind = "batch"
     dropout: bool = True
     gan_mode: Literal["vanilla", "lsgan", "hinge"] = "vanilla"
-    lambda_L1: float = 100.0
+    lambda_L1: float | None = 100.0  # None = 10, as the other families without VGG
+    lambda_ssim: float | None = 0.0  # None = 10, as the other families without VGG
     init_type: InitKind = "normal"
     init_gain: float = 0.02
     # False = the paper's test protocol (official test.py without --eval): batch norm with the test image's own
     # statistics and dropout on, so outputs vary per call. translate/test only; export and bench use eval mode.
     eval_mode: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_netg(cls, raw):
+        if not isinstance(raw, dict) or raw.get("netG") not in PAPER_NETG:
+            return raw
+        raw = dict(raw)
+        name = raw["netG"]
+        net, key, value = PAPER_NETG[name]
+        if key in raw and raw[key] != value:
+            raise ValueError(f"netG {name} means {key} {value}, but {key} is {raw[key]}; give one of them")
+        raw["netG"], raw[key] = net, value
+        return raw
 
     @model_validator(mode="after")
     def _check(self):
@@ -52,8 +77,6 @@ class Pix2PixConfig(Section):
             raise ValueError("n_blocks must be >= 0")
         if self.ngf < 1 or self.ndf < 1 or self.n_layers_D < 1:
             raise ValueError("ngf, ndf and n_layers_D must be >= 1")
-        if self.lambda_L1 < 0:
-            raise ValueError("lambda_L1 must be >= 0")
         return self
 
 
@@ -104,10 +127,9 @@ class Pix2Pix(TranslationModel):
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         fake = fakes[-1]
         pred = self.D(torch.cat([x["input"], fake], 1))
-        return {
-            "G_GAN": self.gan(pred, True, for_discriminator=False),
-            "G_L1": F.l1_loss(fake.float(), x["target"].float()) * self.cfg.lambda_L1,
-        }
+        l1, ss = self.cfg.rec_weights(vgg_on=False)
+        rec = reconstruction_loss(fake, x["target"], l1, ss, self.cfg.rec_scales)
+        return {"G_GAN": self.gan(pred, True, for_discriminator=False), **rec}
 
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         inp = x["input"]

@@ -20,18 +20,19 @@ from pydantic import Field, model_validator
 from pydantic import NonNegativeInt as NonNegInt
 from torch import Tensor, nn
 
-from ...config import DataConfig, Section, TrainConfig
+from ...config import DataConfig, TrainConfig
 from ...errors import CheckpointError, ConfigError
 from ...layers.blocks import InitKind, init_weights
 from ...layers.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
 from ...layers.instance_pool import instance_means
-from ...losses import GANLoss, feature_matching_loss
+from ...losses import GANLoss, ReconstructionConfig, feature_matching_loss, reconstruction_loss
 from ..base import OptimGroup, Style, StyleSchema, Translation, TranslationModel, round_up
 from .networks import Encoder, GlobalGenerator, LocalEnhancer, Padding
 
 
-class Pix2PixHDConfig(Section):
-    """pix2pixHD model settings (defaults: official code)."""
+class Pix2PixHDConfig(ReconstructionConfig):
+    """pix2pixHD model settings (defaults: official code; without VGG the reconstruction term of
+    :class:`~pixtrans.losses.ReconstructionConfig` is on)."""
 
     renamed = {"init": "init_type"}
 
@@ -282,7 +283,8 @@ class Pix2PixHD(TranslationModel):
             losses["G_GAN_Feat"] = feature_matching_loss(pred_real, pred_fake, weight=cfg.lambda_feat)
         if not cfg.no_vgg_loss:
             losses["G_VGG"] = self.perceptual_loss()(fake, real) * cfg.lambda_vgg
-        return losses
+        l1, ss = cfg.rec_weights(vgg_on=not cfg.no_vgg_loss and cfg.lambda_vgg > 0)
+        return losses | reconstruction_loss(fake, real, l1, ss, cfg.rec_scales)
 
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         cond = x["input"]

@@ -27,18 +27,19 @@ import torch
 from pydantic import Field, StrictInt, model_validator
 from torch import Tensor, nn
 
-from ...config import DataConfig, Section, TrainConfig
+from ...config import DataConfig, TrainConfig
 from ...errors import ConfigError, DataError
 from ...layers.blocks import InitKind, init_weights
 from ...layers.discriminators import MultiScaleDiscriminator
 from ...layers.spade import ParamFreeNorm
-from ...losses import GANLoss, GanMode, feature_matching_loss, kl_loss
+from ...losses import GANLoss, GanMode, ReconstructionConfig, feature_matching_loss, kl_loss, reconstruction_loss
 from ..base import OptimGroup, Style, StyleSchema, Translation, TranslationModel
 from .networks import ConvEncoder, DNorm, SPADEGenerator, SPADENLayerDiscriminator, UpLayers, reparameterize
 
 
-class SPADEConfig(Section):
-    """SPADE model settings (defaults: the official Cityscapes/COCO recipe)."""
+class SPADEConfig(ReconstructionConfig):
+    """SPADE model settings (defaults: the official Cityscapes/COCO recipe; without VGG the reconstruction term of
+    :class:`~pixtrans.losses.ReconstructionConfig` is on)."""
 
     ngf: int = 64
     ndf: int = 64
@@ -170,6 +171,8 @@ class SPADE(TranslationModel):
             losses["G_GAN_Feat"] = feature_matching_loss(pred_real, pred_fake, cfg.lambda_feat, layer_weight=1.0)
         if not cfg.no_vgg_loss:
             losses["G_VGG"] = self.perceptual_loss()(fake, real) * cfg.lambda_vgg
+        l1, ss = cfg.rec_weights(vgg_on=not cfg.no_vgg_loss and cfg.lambda_vgg > 0)
+        losses |= reconstruction_loss(fake, real, l1, ss, cfg.rec_scales)
         if "mu" in x:
             losses["KLD"] = kl_loss(x["mu"].float(), x["logvar"].float()) * cfg.lambda_kld
         return losses
