@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def translate_files(
     world: int = 1,
     style: dict | None = None,
     tile: int = 0,
-    instances: dict[str, Path] | None = None,
+    instances: Callable[[Any, Path], Path | None] | None = None,
     all_scales: bool = False,
     progress: bool = True,
     total: int | None = None,
@@ -108,8 +108,8 @@ def translate_files(
 
     A record is ``{"input", "output", "style"}`` (``output`` is a list with ``all_scales``); inputs whose outputs
     already hold this checkpoint's result for the same request are not translated again (their recorded style is
-    read back from the PNG). ``instances`` maps a file stem to its instance map. The progress bar (rank 0 only)
-    counts rank 0's items times ``world``, an estimate of all ranks' progress since shards differ by at most one.
+    read back from the PNG). ``instances(translator, path)`` gives an input's instance map. The progress bar (rank 0
+    only) counts rank 0's items times ``world``, an estimate of all ranks' progress (shards differ by at most one).
     """
     from tqdm import tqdm
 
@@ -131,7 +131,7 @@ def translate_files(
                 paths, recorded = done
                 skipped += 1
             else:
-                inst = instances.get(f.stem) if instances else None
+                inst = instances(translator, f) if instances else None
                 imgs = translator.translate(f, instances=inst, style=style or None, tile=tile, all_scales=all_scales)
                 imgs = imgs if isinstance(imgs, list) else [imgs]
                 paths = output_paths(f, out, len(imgs) if all_scales else 0)
@@ -211,10 +211,3 @@ def run(
     finally:
         if started:
             dist.destroy_process_group()
-
-
-def instance_index(folder: str | Path | None) -> dict[str, Path] | None:
-    """Instance maps of ``folder`` by file stem, listed once (not one glob per input)."""
-    if not folder:
-        return None
-    return {p.stem: p for p in sorted(Path(folder).iterdir()) if p.is_file()}
