@@ -139,8 +139,12 @@ class DistributionScores:
     @torch.no_grad()
     def update(self, fake: Tensor, real: Tensor) -> None:
         """Add a batch of outputs and their targets (images in [-1, 1])."""
-        self.fake.append(self.extractor(to_uint8(fake)).double().cpu())
-        self.real.append(self.extractor(to_uint8(real)).double().cpu())
+        self.add_features(self.extractor(to_uint8(fake)), self.extractor(to_uint8(real)))
+
+    def add_features(self, fake: Tensor, real: Tensor) -> None:
+        """Add (N, D) features computed elsewhere (the extractor's output for outputs and targets)."""
+        self.fake.append(fake.detach().double().cpu())
+        self.real.append(real.detach().double().cpu())
 
     def compute(self) -> dict[str, float]:
         from torchmetrics.image.fid import FrechetInceptionDistance

@@ -212,11 +212,9 @@ def _meta_state() -> dict[str, Tensor]:
 def _missing_message(problem: str) -> str:
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     return (
-        f"{problem}\nFID and KID need the FID Inception-v3 weights. Provide them one of these ways:\n"
-        f"  - download {INCEPTION_URL} (92 MB) and put it at {hub / INCEPTION_FILES[0]}\n"
-        f"  - or set the environment variable {ENV_VAR}=/path/to/pt_inception-2015-12-05-6726825d.pth "
-        f"(.pth or .safetensors)\n"
-        f"  - or leave out --fid/--kid"
+        f"{problem} FID and KID need the FID Inception-v3 weights: download {INCEPTION_URL} (92 MB) to "
+        f"{hub / INCEPTION_FILES[0]}, or set {ENV_VAR}=/path/to/{INCEPTION_FILES[0]} (.pth or .safetensors) or "
+        f"--inception FILE, or leave out --fid/--kid"
     )
 
 

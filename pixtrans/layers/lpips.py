@@ -120,16 +120,15 @@ def _missing_message(problem: str, net: str) -> str:
     spec = NETS[net]
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     return (
-        f"{problem}\nLPIPS ({net}) needs the ImageNet {net} backbone weights. Provide them one of these ways:\n"
-        f"  - download {spec['url']} and put it at {hub / spec['file']}\n"
-        f"  - or set the environment variable {spec['env']}=/path/to/{spec['file']} (.pth or .safetensors)\n"
-        f"  - or leave out --lpips"
+        f"{problem} LPIPS ({net}) needs the ImageNet {net} backbone weights: download {spec['url']} to "
+        f"{hub / spec['file']}, or set {spec['env']}=/path/to/{spec['file']} or --lpips-backbone FILE, "
+        f"or leave out --lpips"
     )
 
 
 def _heads_message(problem: str, net: str) -> str:
     return (
-        f"{problem}\nLPIPS needs the v0.1 linear heads ({net}.pth, 6-8 kB). They ship inside torchmetrics "
+        f"{problem} LPIPS needs the v0.1 linear heads ({net}.pth, 6-8 kB). They ship inside torchmetrics "
         f"(functional/image/lpips_models/) and the lpips package (weights/v0.1/); set {HEADS_ENV}=/path/to/{net}.pth "
         f"or a folder holding it"
     )
