@@ -175,6 +175,7 @@ def test_kill_9_under_torchrun_then_resume_equals_an_uninterrupted_run(synth_roo
     assert json.loads((resolve_checkpoint(run) / "meta.json").read_text())["step"] == steps + 2
 
 
+@pytest.mark.slow
 def test_validation_scores_what_pixtrans_load_translates(synth_root, tmp_path):
     """val_every scores the EMA generator through the translator: the logged PSNR is what a loaded model gets."""
     import pixtrans
