@@ -10,10 +10,16 @@ reads only the tensors it needs (:func:`read_weights`).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import pickle
+import re
 import shutil
+import sys
 import tempfile
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,10 +90,17 @@ def save_checkpoint(
     """Write ``run_dir/checkpoints/step_XXXXXXX`` atomically and point ``run_dir/latest`` at it."""
     run_dir = Path(run_dir)
     root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:07d}"
-    _write_folder(final, cfg, weights, {**meta, "step": step}, train_state)
-    atomic_write_text(run_dir / LATEST, final.name + "\n")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _write_folder(final, cfg, weights, {**meta, "step": step}, train_state)
+        atomic_write_text(run_dir / LATEST, final.name + "\n")
+    except OSError as err:
+        why = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+        raise CheckpointError(
+            f"cannot write checkpoint {final}: {why}; the previous checkpoint is intact (free space or fix the "
+            "folder, then continue with --resume)"
+        ) from None
     _prune(root, keep, final)
     return final
 
@@ -99,24 +112,79 @@ def _prune(root: Path, keep: int, newest: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+_ORPHAN = re.compile(r"\.tmp_.*|\.old_(step_\d+)_\d+")
+
+
+def clean_orphans(run_dir: str | Path) -> list[str]:
+    """Remove what a killed save left in a run folder: ``checkpoints/.tmp_*`` folders, ``.old_*`` folders whose
+    checkpoint is in place (one whose checkpoint is missing is moved back: it is the only copy) and ``.latest.*`` /
+    ``.NAME.*`` temporary files of :func:`atomic_write_text`. Returns the names removed or restored."""
+    run_dir = Path(run_dir)
+    done = []
+    root = run_dir / "checkpoints"
+    for p in sorted(root.iterdir()) if root.is_dir() else []:
+        m = _ORPHAN.fullmatch(p.name)
+        if not m or not p.is_dir():
+            continue
+        if m.group(1) and not (root / m.group(1)).exists():
+            os.replace(p, root / m.group(1))
+            done.append(f"{p.name} -> {m.group(1)}")
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(p.name)
+    for folder in (run_dir, *(c for c in root.glob("step_*") if c.is_dir())):
+        for name in (LATEST, CONFIG, META):
+            for tmp in folder.glob(f".{name}.*"):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    done.append(str(tmp.relative_to(run_dir)))
+    return done
+
+
+def checkpoint_candidates(run_dir: str | Path) -> list[Path]:
+    """A run's checkpoint folders, newest first: the one ``latest`` names, then every other ``step_*``."""
+    run_dir = Path(run_dir)
+    steps = sorted((c for c in (run_dir / "checkpoints").glob("step_*") if c.is_dir()), reverse=True)
+    latest = run_dir / LATEST
+    named = run_dir / "checkpoints" / latest.read_text().strip() if latest.is_file() else None
+    return [named, *(c for c in steps if c != named)] if named in steps else steps
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A run folder (follows ``latest``) or a checkpoint folder -> the checkpoint folder."""
     p = Path(path)
     if (p / WEIGHTS).is_file():
         return p
-    if (p / LATEST).is_file():
-        ck = p / "checkpoints" / (p / LATEST).read_text().strip()
-        if (ck / WEIGHTS).is_file():
-            return ck
-        raise CheckpointError(f"{p}: 'latest' points to {ck.name}, which is missing or incomplete")
     if p.is_dir() and (p / "checkpoints").is_dir():
-        steps = sorted(c for c in (p / "checkpoints").glob("step_*") if (c / WEIGHTS).is_file())
-        if steps:
-            return steps[-1]
+        candidates = checkpoint_candidates(p)
+        for ck in candidates:
+            problem = _damage(ck)
+            if problem is None:
+                if ck != candidates[0]:
+                    print(f"pixtrans: using {ck}, the newest intact checkpoint", file=sys.stderr)
+                return ck
+            print(f"pixtrans: warning: {ck}: {problem}; falling back to an older checkpoint", file=sys.stderr)
+        if candidates:
+            raise CheckpointError(f"{p}: no intact checkpoint (every one is damaged or incomplete, see above)")
     raise CheckpointError(
         f"{p}: not a pixtrans run or checkpoint folder (expected {WEIGHTS} or a 'latest' file); "
         "for official .pth files use `pixtrans import`"
     )
+
+
+def _damage(ck: Path) -> str | None:
+    """What is wrong with a checkpoint folder, from its config and weights header and size (None: intact)."""
+    if not (ck / WEIGHTS).is_file() or not (ck / CONFIG).is_file():
+        return f"{WEIGHTS} or {CONFIG} is missing"
+    try:
+        with open(ck / WEIGHTS, "rb") as f:
+            header, base = _header(f)
+        end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        return f"{WEIGHTS} is damaged ({err})"
+    if (ck / WEIGHTS).stat().st_size < base + end:
+        return f"{WEIGHTS} is truncated"
+    return None
 
 
 def load_checkpoint_files(path: str | Path) -> tuple[Path, ExperimentConfig, dict[str, torch.Tensor], dict]:
@@ -208,9 +276,42 @@ def save_inference_folder(out: str | Path, cfg: ExperimentConfig, weights: dict[
     return out
 
 
+def torch_load_safely(path: str | Path, what: str) -> object:
+    """``torch.load(path, weights_only=True)`` with one-line :class:`CheckpointError` s: a file that holds pickled
+    objects besides tensors (``pickle.UnpicklingError`` from the weights-only unpickler) is refused as such, one that
+    is no PyTorch file at all is called that, and torch's advice to load with ``weights_only=False`` is never shown.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read it ({err.strerror})") from None
+    if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):  # neither torch's zip format nor a pickle
+        raise CheckpointError(f"{path}: cannot read it as {what}: not a PyTorch file (damaged or of another kind)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the weights-only unpickler's protocol warnings
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: it holds pickled Python objects besides tensors ({what} never does), which pixtrans "
+            "never loads; the file may be malicious. Re-save only tensors in a trusted environment"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: cannot read it as {what} ({why}); the file is damaged") from None
+
+
 def load_train_state(ck: Path) -> dict:
-    if not (ck / STATE).is_file():
+    """The training state of a checkpoint, read with ``weights_only=True``; a damaged file or one holding other
+    pickled objects is a one-line :class:`CheckpointError` naming it."""
+    path = ck / STATE
+    if not path.is_file():
         raise CheckpointError(
             f"{ck}: no {STATE}; this checkpoint cannot resume training (it can be used with init_from)"
         )
-    return torch.load(ck / STATE, map_location="cpu", weights_only=True)
+    state = torch_load_safely(path, "a pixtrans training state")
+    if not isinstance(state, dict) or not {"step", "optimizers", "schedulers", "rng"} <= set(state):
+        raise CheckpointError(f"{path}: not a pixtrans training state (keys missing); the file is damaged")
+    return state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from importlib import import_module
 from pathlib import Path
@@ -99,12 +100,66 @@ def cmd_data_check(a) -> None:
         raise PixtransError("the dataset has bad files (listed above); fix them or train with data.on_error=skip")
 
 
-def _size_arg(text: str):
-    text = str(text)
-    if "x" in text:
-        w, h = text.lower().split("x")
-        return int(w), int(h)
-    return int(text)
+def _size_arg(text: str, flag: str = "--size"):
+    """``64`` -> 64, ``128x64`` -> (128, 64); anything else is a one-line :class:`ConfigError`."""
+    parts = str(text).strip().lower().split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        return (int(parts[0]), int(parts[1])) if len(parts) == 2 else int(parts[0])
+    raise ConfigError(f"{flag} {text!r}: expected a positive side (64) or WIDTHxHEIGHT (128x64)")
+
+
+def _at_least(low: int):
+    """An argparse type: an integer >= ``low`` (argparse reports anything else as one error line)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _device_arg(text: str) -> str:
+    """An argparse type: auto, cpu, mps or cuda[:N] / xpu[:N] (CUDA's presence is checked when it is used)."""
+    if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of auto, cpu, cuda, cuda:N, mps, xpu, xpu:N")
+    return text
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available here; use cpu or auto")
+
+
+def _style_arg(text: str) -> dict:
+    """``--style`` JSON -> dict (a one-line :class:`ConfigError` for anything but a JSON object)."""
+    if not text:
+        return {}
+    try:
+        style = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--style {text!r}: not valid JSON ({err.msg} at character {err.pos})") from None
+    if not isinstance(style, dict):
+        raise ConfigError(f"--style {text!r}: expected a JSON object, e.g. '{{\"seed\": 3}}'")
+    return style
+
+
+def _out_folder(path: str) -> Path:
+    """``--out`` checked before any work: not a file, and writable (the folder is made when there is output)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; choose another --out")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: {existing} is not writable; choose another --out")
+    return out
 
 
 # ---------------------------------------------------------------------- train / test / translate
@@ -131,6 +186,7 @@ def _load_for_inference(a):
 
     if a.paper_test and a.runtime not in ("torch", "auto"):
         raise ConfigError("--paper-test runs on the torch reference only; drop --runtime or use --runtime torch")
+    _check_device(a.device)
     t = load(a.checkpoint, device=a.device)
     if a.paper_test:
         if t.family != "pix2pix":
@@ -168,8 +224,9 @@ def add_runtime_args(p: argparse.ArgumentParser, default: str = "torch") -> None
 def cmd_test(a) -> None:
     from .eval.evaluate import run_test
 
+    style = _style_arg(a.style) or None
+    _out_folder(a.out)
     t = _load_for_inference(a)
-    style = json.loads(a.style) if a.style else None
     from .eval.score_args import score_options
 
     scores = score_options(a)
@@ -197,17 +254,18 @@ def cmd_translate(a) -> None:
     from PIL.PngImagePlugin import PngInfo
 
     t = _load_for_inference(a)
-    style = json.loads(a.style) if a.style else {}
+    style = _style_arg(a.style)
     if a.seed is not None:
         style["seed"] = a.seed
     if a.cluster is not None:
         style["cluster"] = a.cluster
     if a.reference:
         style["reference"] = a.reference
-    out = Path(a.out)
+    out = _out_folder(a.out)
+    inputs = _inputs(a.inputs)  # before the output folder is made
     out.mkdir(parents=True, exist_ok=True)
     inst_dir = Path(a.instances) if a.instances else None
-    for f in _inputs(a.inputs):
+    for f in inputs:
         inst = None
         if inst_dir is not None:
             from .data.datasets import instance_partner
@@ -239,7 +297,9 @@ def cmd_bench(a) -> None:
     from .families import build_model, presets
     from .infer.bench import bench_model
 
-    w, h = _size_arg(a.size) if "x" in a.size else (int(a.size), int(a.size))
+    _check_device(a.device)
+    size = _size_arg(a.size)
+    w, h = size if isinstance(size, tuple) else (size, size)
     if a.threads:
         torch.set_num_threads(a.threads)
     table = presets()
@@ -300,6 +360,12 @@ def _bench_runtimes(a, model, w: int, h: int, from_checkpoint: bool) -> None:
     print(runtime_table(rows))
 
 
+def cmd_config_reference(a) -> None:
+    from .config import config_reference
+
+    print(config_reference(), end="")
+
+
 def cmd_demo(a) -> None:
     from .demo import run_demo
 
@@ -316,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = d.add_parser("synth", help="write the built-in synthetic label->photo dataset")
     s.add_argument("--out", required=True)
-    s.add_argument("--n", type=int, default=32, help="training scenes")
-    s.add_argument("--n-test", type=int, default=None, help="test scenes (default max(4, n/4))")
+    s.add_argument("--n", type=_at_least(1), default=32, help="training scenes")
+    s.add_argument("--n-test", type=_at_least(0), default=None, help="test scenes (default max(4, n/4))")
     s.add_argument("--size", default="64", help="side (64) or WxH (128x64)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--aligned", action="store_true", help="also write aligned AB images (pix2pix format)")
@@ -334,16 +400,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     t.add_argument("--out", default="", help="run folder (default runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    t.add_argument("--steps", type=int, default=None, help="shortcut for --set train.steps=N")
+    t.add_argument("--steps", type=_at_least(0), default=None, help="shortcut for --set train.steps=N")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("test", help="translate a test split; images, index.html, metrics.json")
     e.add_argument("checkpoint", help="run or checkpoint folder")
     e.add_argument("--data", default="", help="dataset root (default: the one in the config)")
     e.add_argument("--out", required=True)
-    e.add_argument("--max-items", type=int, default=0)
+    e.add_argument("--max-items", type=_at_least(0), default=0, help="0: all")
     e.add_argument("--style", default="", help="JSON style (e.g. '{\"seed\": 3}')")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", type=_device_arg, default="auto")
     e.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
     add_runtime_args(e)
     add_score_args(e)
@@ -356,13 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--instances", default="", help="folder of instance maps, matched as the datasets do (Cityscapes _instanceIds)"
     )
-    r.add_argument("--tile", type=int, default=0, help="tile size for images larger than memory allows")
+    r.add_argument("--tile", type=_at_least(0), default=0, help="tile size for images larger than memory allows")
     r.add_argument("--seed", type=int, default=None, help="style seed (SPADE VAE)")
     r.add_argument("--cluster", type=int, default=None, help="feature cluster for every class (pix2pixHD)")
     r.add_argument("--reference", default="", help="reference photo whose style to use")
     r.add_argument("--style", default="", help='full style as JSON, e.g. \'{"clusters": {"5": 2}}\'')
     r.add_argument("--all-scales", action="store_true", help="write every output scale (MSG U-Net)")
-    r.add_argument("--device", default="auto")
+    r.add_argument("--device", type=_device_arg, default="auto")
     r.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
     add_runtime_args(r)
     r.set_defaults(fn=cmd_translate)
@@ -370,11 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="params, GFLOPs, latency, peak memory of a preset or checkpoint")
     b.add_argument("model", help="preset name (unet_256, pix2pixhd_global, ...) or checkpoint")
     b.add_argument("--size", default="256x256", help="WxH")
-    b.add_argument("--runs", type=int, default=5)
-    b.add_argument("--warmup", type=int, default=2)
-    b.add_argument("--device", default="cpu")
+    b.add_argument("--runs", type=_at_least(1), default=5)
+    b.add_argument("--warmup", type=_at_least(0), default=2)
+    b.add_argument("--device", type=_device_arg, default="cpu")
     b.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
-    b.add_argument("--threads", type=int, default=0)
+    b.add_argument("--threads", type=_at_least(0), default=0, help="0: torch's default")
     b.add_argument(
         "--runtime", choices=["all", "torch", "onnxruntime", "openvino"], default="torch",
         help="all: one table of every runtime x precision vs torch fp32, timed interleaved (what translate runs)",
@@ -385,12 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)
 
+    cr = sub.add_parser("config-reference", help="print the config reference (docs/CONFIG.md) from the config models")
+    cr.set_defaults(fn=cmd_config_reference)
+
     m = sub.add_parser("demo", help="synthetic data -> short CPU training -> test -> HTML report")
     m.add_argument("--out", default="demo")
-    m.add_argument("--steps", type=int, default=1500)
-    m.add_argument("--size", type=int, default=64)
-    m.add_argument("--n", type=int, default=64, help="training scenes")
-    m.add_argument("--ngf", type=int, default=32, help="generator/discriminator width")
+    m.add_argument("--steps", type=_at_least(1), default=1500)
+    m.add_argument("--size", type=_at_least(32), default=64)
+    m.add_argument("--n", type=_at_least(1), default=64, help="training scenes")
+    m.add_argument("--ngf", type=_at_least(1), default=32, help="generator/discriminator width")
     m.set_defaults(fn=cmd_demo)
 
     sub.lazy = {}
@@ -417,6 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pixtrans: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a file system refusal no command checked for (full disk, permissions, a file as folder)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"pixtrans: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,7 +7,11 @@ An experiment config has four sections: ``family`` (which model family), ``data`
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import re
 import sys
+import typing
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,7 +30,7 @@ class Section(BaseModel):
     checkpoints' ``config.yaml``) with a :class:`DeprecationWarning` naming both; giving both names is an error.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
     renamed: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="before")
@@ -88,6 +92,14 @@ class DataConfig(Section):
             raise ValueError("load_size, crop_size and batch_size must be positive")
         if not 0.0 <= self.color_jitter <= 1.0:
             raise ValueError("color_jitter is a probability in [0, 1]")
+        if self.num_workers < 0 or self.max_items < 0:
+            raise ValueError("num_workers and max_items must be >= 0 (0: load in the main process / use all items)")
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
+            raise ValueError(
+                f"crop_size ({self.crop_size}) > load_size ({self.load_size}) with preprocess {self.preprocess}: "
+                "a crop cannot be larger than the resized image (and test would resize to crop_size); "
+                f"set data.load_size >= {self.crop_size} or lower data.crop_size"
+            )
         return self
 
     @property
@@ -131,6 +143,20 @@ class TrainConfig(Section):
             raise ValueError("steps must be >= 0")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError("ema is a decay in [0, 1)")
+        if self.lr <= 0 or (self.lr_D is not None and self.lr_D <= 0):
+            raise ValueError(f"lr and lr_D must be > 0 (lr={self.lr}, lr_D={self.lr_D}); nothing would be learned")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            raise ValueError(f"beta1 and beta2 are Adam decays in [0, 1) (beta1={self.beta1}, beta2={self.beta2})")
+        if not 0.0 <= self.lr_decay_start <= 1.0 or self.lr_gamma <= 0 or self.lr_step_epochs < 1:
+            raise ValueError("lr_decay_start must be in [0, 1], lr_gamma > 0 and lr_step_epochs >= 1")
+        counts = ("log_every", "sample_every", "save_every", "val_every", "grad_clip")
+        bad = [f"{k}={getattr(self, k)}" for k in counts if getattr(self, k) < 0]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: must be >= 0 (0 turns it off)")
+        if self.val_items < 1 or self.keep_checkpoints < 1:
+            raise ValueError("val_items and keep_checkpoints must be >= 1")
+        if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device):
+            raise ValueError(f"device {self.device!r} is not one of auto, cpu, cuda, cuda:N, mps, xpu, xpu:N")
         return self
 
 
@@ -168,13 +194,35 @@ class ExperimentConfig(Section):
         }
 
 
-def _error_lines(err: ValidationError, prefix: str = "") -> list[str]:
+def _section_at(root: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    """The config class of the section at ``path`` below ``root`` (None when it is not a section)."""
+    cls = root
+    for name in path:
+        field = cls.model_fields.get(name)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        cls = ann
+    return cls
+
+
+def _did_you_mean(key: str, section: type[BaseModel] | None) -> str:
+    if section is None:
+        return ""
+    names = [*section.model_fields, *getattr(section, "renamed", {})]
+    close = difflib.get_close_matches(key, names, n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _error_lines(err: ValidationError, prefix: str = "", root: type[BaseModel] | None = None) -> list[str]:
     lines = []
     for e in err.errors():
-        loc = ".".join([prefix] * bool(prefix) + [str(p) for p in e["loc"] if not str(p).startswith("function-")])
-        msg = e["msg"]
+        parts = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
+        loc = ".".join([prefix] * bool(prefix) + parts)
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see the config reference in the README)"
+            hint = _did_you_mean(parts[-1], _section_at(root, parts[:-1])) if root is not None and parts else ""
+            msg = f"unknown key{hint} (every key is listed in docs/CONFIG.md, the config reference)"
         lines.append(f"  {loc or '(top)'}: {msg}")
     return lines
 
@@ -214,17 +262,20 @@ def config_from_dict(raw: dict, source: str = "") -> ExperimentConfig:
     lines: list[str] = []
     raw = dict(raw)
     try:
-        raw["model"] = model_config_class(raw["family"]).model_validate(raw.get("model") or {})
+        model_cls = model_config_class(raw["family"])
+        raw["model"] = model_cls.model_validate(raw.get("model") or {})
     except ValidationError as err:
-        lines += _error_lines(err, "model")
+        lines += _error_lines(err, "model", model_cls)
     try:
         if not lines:
             return ExperimentConfig.model_validate(raw)
         ExperimentConfig.model_validate({**raw, "model": None})
     except ValidationError as err:
-        lines += [ln for ln in _error_lines(err) if not ln.strip().startswith("model")]
+        lines += [ln for ln in _error_lines(err, root=ExperimentConfig) if not ln.strip().startswith("model")]
     except (ValueError, KeyError) as err:
         lines.append(f"  {err}")
+    if len(lines) == 1:  # one mistake, one line
+        raise ConfigError(f"invalid config {source}: {lines[0].strip()}")
     raise ConfigError(f"invalid config {source}:\n" + "\n".join(lines))
 
 
@@ -245,6 +296,84 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return config_from_dict(apply_overrides(raw, overrides), str(path))
+
+
+# Keys that may differ from the checkpoint's config on ``--resume`` (the new value is used and recorded); any other
+# difference is refused, because the restored optimizer, scheduler and data-order state were made with the old one.
+RESUME_MAY_CHANGE = frozenset(
+    {"name", "data.root", "data.num_workers", "data.on_error"}
+    | {f"train.{k}" for k in ("steps", "device", "log_every", "sample_every", "save_every", "val_every", "val_items")}
+    | {f"train.{k}" for k in ("keep_checkpoints", "tensorboard", "progress", "compile", "fused_adam", "channels_last")}
+)
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """Field name -> the ``# comment`` after it in the class source (base classes first, overridden by subclasses)."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass in (BaseModel, Section, object) or not issubclass(klass, BaseModel):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^    (\w+): [^\n]*?  # ([^\n]*)$", source, re.M):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _section_table(cls: type[BaseModel], prefix: str) -> list[str]:
+    doc = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+    rows = [doc, "", "| key | type | default | may change on `--resume` | meaning |", "|---|---|---|---|---|"]
+    comments = _field_comments(cls)
+    for name, field in cls.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel) or name == "model":
+            continue
+        choices = typing.get_args(ann) if typing.get_origin(ann) is Literal else ()
+        kind = " / ".join(map(str, choices)) if choices else getattr(ann, "__name__", None) or str(ann)
+        kind = kind.replace("typing.", "").replace("|", "\\|")
+        default = "(required)" if field.is_required() else repr(field.default)
+        change = "yes" if f"{prefix}{name}" in RESUME_MAY_CHANGE else "no"
+        meaning = comments.get(name, "").replace("|", "/")
+        rows.append(f"| `{prefix}{name}` | {kind} | `{default}` | {change} | {meaning} |")
+    renamed = getattr(cls, "renamed", {})
+    if renamed:
+        old = ", ".join(f"`{prefix}{o}` → `{prefix}{n}`" for o, n in renamed.items())
+        rows += ["", f"Old names that still load (with a deprecation warning): {old}."]
+    return rows + [""]
+
+
+def config_reference() -> str:
+    """The config reference (``docs/CONFIG.md``), generated from the typed config models; ``pixtrans config-reference``
+    prints it and a test keeps the file equal to it."""
+    from .registry import FAMILIES
+
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from the typed config models by `pixtrans config-reference > docs/CONFIG.md` (a test checks that",
+        "this file is current). A config has the sections below; unknown keys, wrong types and invalid values are",
+        "errors that name the key. Any key can be overridden on the command line: `--set train.lr=1e-4`.",
+        "",
+        "`--resume` continues a run exactly; only keys marked *yes* in the resume column may differ from the run's",
+        "`config.yaml` (the new value is used and recorded). Changing any other key is refused: the restored",
+        "optimizer, schedule and data order were made with the old value. Start a new run for those (for example",
+        "with `train.init_from=RUN` to start from its weights).",
+        "",
+        "## Top level",
+        "",
+        *_section_table(ExperimentConfig, ""),
+        "## `data`",
+        "",
+        *_section_table(DataConfig, "data."),
+        "## `train`",
+        "",
+        *_section_table(TrainConfig, "train."),
+    ]
+    for family in FAMILIES:
+        lines += [f"## `model` for `family: {family}`", "", *_section_table(model_config_class(family), "model.")]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:

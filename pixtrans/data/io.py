@@ -3,7 +3,8 @@
 - :func:`read_rgb`: 8-bit photo -> uint8 (H, W, 3). Grey / palette / CMYK photos are converted; opaque RGBA is
   converted, RGBA with transparent pixels and 16/32-bit images are errors.
 - :func:`read_label`: single-channel class ids -> int64 (H, W). 8-bit L, palette PNGs (the index values are the
-  ids) and 16-bit maps are accepted; RGB(A) and lossy JPEG label maps are errors.
+  ids) and 16-bit maps are accepted; RGB(A) maps and formats that can change ids (JPEG, WebP, GIF, ..., judged by
+  the decoded format, not the file name; see :data:`ID_FORMATS`) are errors.
 - :func:`read_instance`: like :func:`read_label`; 16-bit Cityscapes ``instanceIds`` (class*1000+k) are the norm.
 - :func:`load_input`: a user file as the model ``input`` tensor (used by the translator).
 
@@ -12,6 +13,7 @@ Every failure is a :class:`~pixtrans.errors.DataError` (unreadable, truncated, d
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -31,6 +33,7 @@ def _open(path: str | Path) -> Image.Image:
     """Open and fully decode an image (so truncated files fail here, not later)."""
     path = Path(path)
     if not path.is_file():
+        _dangling(path)
         raise DataError(path, "file not found" if not path.exists() else "not a file")
     try:
         with warnings.catch_warnings():
@@ -49,6 +52,11 @@ def _open(path: str | Path) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise DataError(path, f"unreadable or truncated image ({err})", "re-export or re-download the file") from None
     return im
+
+
+def _dangling(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise DataError(path, f"dangling symlink (its target {os.readlink(path)} does not exist)", "fix or remove it")
 
 
 def _alpha_ok(im: Image.Image, path: Path) -> None:
@@ -95,6 +103,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 def ids_from_image(im: Image.Image, path: str | Path = "<image>", what: str = "label map") -> np.ndarray:
     """A decoded single-channel PIL image as int64 ids (H, W); RGB(A) is an error with a hint."""
     path = Path(str(path))
+    _lossless_ids(im, path, what)
     mode = im.mode
     if mode in ("L", "P") or mode in _SIXTEEN_BIT or mode.startswith("I;"):
         arr = np.asarray(im)  # P: the palette indices are the ids
@@ -114,11 +123,28 @@ def ids_from_image(im: Image.Image, path: str | Path = "<image>", what: str = "l
         raise DataError(path, f"{what} is a {mode} image", hint)
     else:
         raise DataError(path, f"{what} has unsupported mode {mode}", "save it as an 8-bit L or 16-bit PNG of ids")
-    if im.format == "JPEG":
-        raise DataError(
-            path, f"{what} is a JPEG: lossy compression corrupts ids at region borders", "save label maps as PNG"
-        )
     return np.asarray(arr, dtype=np.int64)
+
+
+# Formats whose decoded values are exactly the stored ids (None: an image made in memory, not read from a file).
+ID_FORMATS = ("PNG", "BMP", "TIFF", "PPM", None)
+
+
+def _lossless_ids(im: Image.Image, path: Path, what: str) -> None:
+    """Refuse a label/instance map whose real format (PIL's, not the file name's) can change ids: lossy codecs
+    (JPEG, WebP, JPEG 2000, JPEG-compressed TIFF) and formats whose writers may reorder or merge palette entries
+    (GIF and the rest outside :data:`ID_FORMATS`)."""
+    fmt = im.format
+    compression = str(im.info.get("compression", "")).lower() if fmt == "TIFF" else ""
+    if fmt in ID_FORMATS and "jpeg" not in compression:
+        return
+    kind = "lossy" if fmt in ("JPEG", "WEBP", "JPEG2000", "MPO") or "jpeg" in compression else "not index-preserving"
+    raise DataError(
+        path,
+        f"{what} is a {fmt}{' (JPEG-compressed)' if compression else ''} file ({kind}: its ids can differ from the "
+        "ones drawn)",
+        "save label and instance maps as PNG (8-bit L, palette or 16-bit), whatever the file name says",
+    )
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -137,6 +163,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.size
     except FileNotFoundError:
+        _dangling(Path(path))
         raise DataError(path, "file not found") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise DataError(path, f"unreadable image ({err})") from None

@@ -67,12 +67,12 @@ def run_test(
     cfg = translator.cfg.model_copy(deep=True)
     cfg.data = cfg.data.model_copy(update={"root": str(data_root)})
     out = Path(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
     palette = dataset_info(cfg.data).get("palette") or translator.palette
     acc = MetricAccumulator()
     scorer = SetScorer(scores, translator.is_label_model) if scores is not None and scores.any else None
     rows, per_image = [], []
     loader = _test_loader(cfg, max_items)
+    (out / "images").mkdir(parents=True, exist_ok=True)  # once the data is found: a failed start leaves no folder
     style = style or translator.model.eval_style()
     for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True):
         name = batch["name"][0]

@@ -24,9 +24,7 @@ versions tolerated: missing BatchNorm ``num_batches_tracked`` (set to 0), pre-0.
 
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +34,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from ..checkpoints import torch_load_safely
 from ..config import apply_overrides, config_from_dict
 from ..errors import CheckpointError, ConfigError
 from ..families.official_common import Hints
@@ -82,20 +81,7 @@ def read_weights(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        text = str(err)
-        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if m:
-            raise CheckpointError(
-                f"{path}: refused: the file contains a pickled Python object ({m.group(1)}), not only tensors; "
-                "pixtrans never unpickles arbitrary objects. Re-save just the weights in a trusted environment: "
-                "torch.save(net.state_dict(), 'net_G.pth')"
-            ) from None
-        raise CheckpointError(f"{path}: not a PyTorch weights file (unreadable pickle)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{path}: cannot read it as PyTorch weights ({str(err).splitlines()[0][:200]})") from None
+    obj = torch_load_safely(path, "PyTorch weights (a state dict of tensors, e.g. torch.save(net.state_dict(), f))")
     for key in ("state_dict", "model", "netG", "generator"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict) and not isinstance(obj.get(key), Tensor):
             obj = obj[key]

@@ -99,6 +99,13 @@ class Translator:
         empty = [n for n, v in [*model.named_parameters(), *model.named_buffers()] if v.is_meta]
         if empty:
             raise CheckpointError(f"{ck}: the checkpoint has no weights for {', '.join(empty[:5])}")
+        tensors = [*model.named_parameters(), *model.named_buffers()]
+        bad = [n for n, v in tensors if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise CheckpointError(
+                f"{ck}: non-finite weights (NaN/inf) in {', '.join(bad[:3])}: training diverged before this was "
+                "saved; use an earlier checkpoint"
+            )
         model.load_meta(meta.get("family_meta", {}))
         dev = torch.device(
             "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
@@ -181,6 +188,12 @@ class Translator:
         if ph or pw:
             x = {k: _pad(v, ph, pw) if isinstance(v, Tensor) and v.dim() == 4 else v for k, v in x.items()}
         res = self.run_generator(x, style)
+        if not torch.isfinite(res.image).all():
+            raise DataError(
+                "translation",
+                "the model produced non-finite values (NaN/inf) for this input",
+                "the checkpoint may be diverged (check its training log) or the input far outside its training data",
+            )
         if ph or pw:
             res.image = res.image[..., :h, :w]
             res.scales = [

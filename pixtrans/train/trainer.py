@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 import signal
 import time
@@ -21,10 +22,18 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from ..checkpoints import LATEST, load_checkpoint_files, load_train_state, resolve_checkpoint, save_checkpoint
-from ..config import ExperimentConfig, save_config
+from ..checkpoints import (
+    LATEST,
+    checkpoint_candidates,
+    clean_orphans,
+    load_checkpoint_files,
+    load_train_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from ..config import RESUME_MAY_CHANGE, ExperimentConfig, save_config
 from ..data.datasets import ItemKey, build_dataset, dataset_info
-from ..errors import ConfigError, PixtransError
+from ..errors import CheckpointError, ConfigError, PixtransError
 from ..families import build_model
 from ..families.base import TranslationModel
 from . import distributed as dist
@@ -87,6 +96,26 @@ def _set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or inf (one device sync for all of them)."""
+    names = [k for k, v in tensors.items() if v.is_floating_point() and v.numel()]
+    if not names:
+        return []
+    flags = torch.stack([torch.isfinite(tensors[k]).all() for k in names]).cpu().tolist()
+    return [k for k, ok in zip(names, flags) if not ok]
+
+
 def _set_requires_grad(modules, flag: bool) -> list[tuple[torch.nn.Parameter, bool]]:
     saved = []
     for m in modules:
@@ -107,6 +136,12 @@ class Trainer:
         self.rank, self.world = dist.init_from_env(self.device)
         self.main = self.rank == 0
         self._check_out_dir(resume)
+        if resume and self.main:
+            for name in clean_orphans(self.out):
+                print(f"removed what an interrupted save left: {name}")
+        if resume:
+            dist.barrier()
+            self._resume_source = self._read_resume_state()
         self._seed(cfg.train.seed + self.rank)
 
         self.dataset = build_dataset(cfg.data, cfg.data.train_split, train=True)
@@ -116,6 +151,11 @@ class Trainer:
         self.sampler = DistributedSampler(
             self.dataset, num_replicas=self.world, rank=self.rank, shuffle=True, seed=cfg.train.seed, drop_last=False
         )
+        if len(self.sampler) < cfg.data.batch_size:
+            raise ConfigError(
+                f"data.batch_size={cfg.data.batch_size} is larger than the {len(self.sampler)} training items per "
+                "process; lower the batch size"
+            )
         self.steps_per_epoch = max(len(self.sampler) // cfg.data.batch_size, 1)
 
         self.model: TranslationModel = build_model(cfg).to(self.device)
@@ -140,6 +180,9 @@ class Trainer:
         self.metrics: dict = {}
         if resume:
             self._resume()
+        if self.main:  # only now, when the run can start: a failed start leaves no half-made run folder
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.out / "config.yaml")
         # the networks the optimizers train; each gets its own DDP wrapper under torchrun (see _wrapped)
         self._plain = {n: getattr(self.model, n) for n in ("G", "D", "E") if getattr(self.model, n, None) is not None}
         self._ddp: dict[str, torch.nn.Module] = {}
@@ -149,14 +192,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _check_out_dir(self, resume: bool) -> None:
-        has_run = (self.out / LATEST).is_file()
+        """Refuse an unusable ``--out`` before anything is built; the folder itself is made once the run starts."""
+        if self.out.exists() and not self.out.is_dir():
+            raise PixtransError(f"--out {self.out}: is a file, not a folder; choose another --out")
+        has_run = (self.out / LATEST).is_file() or (resume and checkpoint_candidates(self.out))
         if resume and not has_run:
             raise PixtransError(f"--resume: {self.out} has no checkpoint to resume from (no '{LATEST}' file)")
         if not resume and has_run:
             raise PixtransError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            save_config(self.cfg, self.out / "config.yaml")
+        existing = next(p for p in (self.out, *self.out.parents) if p.exists())
+        if self.main and not os.access(existing, os.W_OK | os.X_OK):
+            raise PixtransError(f"--out {self.out}: {existing} is not writable; choose another --out")
 
     @staticmethod
     def _seed(seed: int) -> None:
@@ -172,16 +218,51 @@ class Trainer:
         if self.main:
             print(f"initialised {len(loaded)} tensors from {path} ({src_cfg.family})")
 
+    def _read_resume_state(self) -> tuple:
+        """The newest intact checkpoint of the run (a damaged one is named and skipped), checked against the
+        config: keys outside :data:`~pixtrans.config.RESUME_MAY_CHANGE` must be unchanged."""
+        for ck in checkpoint_candidates(self.out):
+            try:
+                ck, old_cfg, weights, meta = load_checkpoint_files(ck)
+                state = load_train_state(ck)
+                bad = _nonfinite(weights)
+            except CheckpointError as err:
+                if self.main:
+                    print(f"warning: {err}; trying the next-newest checkpoint")
+                continue
+            if bad:
+                if self.main:
+                    print(f"warning: {ck} holds non-finite weights ({', '.join(bad[:3])}); trying the next-newest")
+                continue
+            break
+        else:
+            raise CheckpointError(f"--resume: {self.out} has no intact checkpoint to resume from (see above)")
+        if self.main and ck != checkpoint_candidates(self.out)[0]:
+            print(f"resuming from {ck.name}, the newest intact checkpoint")
+        old, new = _flat(old_cfg.to_dict()), _flat(self.cfg.to_dict())
+        changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        refused = [k for k in changed if k not in RESUME_MAY_CHANGE]
+        if refused:
+            diffs = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in refused[:6])
+            raise ConfigError(
+                f"--resume: {diffs} differ from {ck / 'config.yaml'}; these cannot change when resuming (the "
+                "restored optimizer, schedule and data order were made with the old values): drop those changes, or "
+                f"start a new run from its weights with --set train.init_from={ck} (docs/CONFIG.md lists the keys "
+                "that may change)"
+            )
+        if self.main:
+            for k in changed:
+                print(f"resume: {k} changed {old.get(k)!r} -> {new.get(k)!r} (used from now on)")
+        return ck, old_cfg, weights, meta, state
+
     def _resume(self) -> None:
-        ck, old_cfg, weights, meta = load_checkpoint_files(self.out)
-        if old_cfg.model != self.cfg.model or old_cfg.family != self.cfg.family:
-            raise ConfigError(f"--resume: the model config differs from the one saved in {ck}; keep model.* unchanged")
+        ck, _, weights, meta, st = self._resume_source
+        del self._resume_source
         self.model.load_checkpoint_state({k: v for k, v in weights.items() if not k.startswith("ema.")})
         if self.ema is not None:
             ema_w = {k[4:]: v for k, v in weights.items() if k.startswith("ema.")}
             self.ema.module.load_state_dict(ema_w)
         self.model.load_meta(meta.get("family_meta", {}))
-        st = load_train_state(ck)
         for n, o in self.opts.items():
             o.load_state_dict(st["optimizers"][n])
         for n, s in self.scheds.items():
@@ -198,7 +279,32 @@ class Trainer:
             print(f"resuming {self.out} at step {self.step}")
 
     # ------------------------------------------------------------------ checkpoints
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        """Every weight and buffer a checkpoint holds (BatchNorm statistics and spectral-norm u/v included)."""
+        weights = self.model.checkpoint_state()
+        if self.ema is not None:
+            weights.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
+        return weights
+
+    def _last_good(self) -> str:
+        try:
+            return f"the last good checkpoint is {resolve_checkpoint(self.out)}"
+        except CheckpointError:
+            return "no checkpoint was saved before this"
+
+    def _check_state(self) -> None:
+        """The divergence guard over weights and buffers: non-finite state stops training and is never saved."""
+        bad = _nonfinite(self._state_tensors())
+        if bad:
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            raise PixtransError(
+                f"step {self.step}: training diverged: non-finite values in {', '.join(bad[:3])}{more} (not saved); "
+                f"{self._last_good()}. Lower train.lr, turn train.amp off or set train.grad_clip in a new run "
+                "(--set train.init_from=CHECKPOINT starts it from those weights)"
+            )
+
     def save(self) -> Path | None:
+        self._check_state()  # on every rank (their state is the same), before any of them waits on another
         rngs = [_rng_state()]
         if dist.is_distributed():
             gathered: list = [None] * self.world
@@ -207,9 +313,7 @@ class Trainer:
         if not self.main:
             dist.barrier()
             return None
-        weights = self.model.checkpoint_state()
-        if self.ema is not None:
-            weights.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
+        weights = self._state_tensors()
         state = {
             "step": self.step,
             "optimizers": {n: o.state_dict() for n, o in self.opts.items()},
@@ -361,8 +465,9 @@ class Trainer:
         if not torch.isfinite(total):
             bad = [k for k, v in parts.items() if not torch.isfinite(v)]
             raise PixtransError(
-                f"step {self.step}: loss became non-finite ({', '.join(bad)}); lower train.lr, turn train.amp off, "
-                f"or set train.grad_clip; the last good checkpoint is in {self.out}"
+                f"step {self.step}: loss became non-finite ({', '.join(bad)}); {self._last_good()}. Lower train.lr, "
+                "turn train.amp off or set train.grad_clip in a new run (--set train.init_from=CHECKPOINT starts it "
+                "from those weights)"
             )
 
     def _on_signal(self, signum, frame) -> None:
@@ -391,6 +496,7 @@ class Trainer:
                     acc.setdefault(k, []).append(v)
                 stop = callback is not None and dist.any_rank(bool(callback(self)))
                 if self.step % max(t.log_every, 1) == 0 or self.step == t.steps or stop:
+                    self._check_state()
                     dt = time.perf_counter() - t0
                     row = dist.mean_over_ranks({k: sum(v) / len(v) for k, v in acc.items()})  # the global batch's
                     ips = n_img / dt if dt > 0 else 0.0

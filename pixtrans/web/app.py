@@ -36,7 +36,7 @@ from .deps import Limits
 from .ratings import RatingsDB
 from .routes import ROUTERS
 from .routes.models import STATIC
-from .studio import Busy, InferenceQueue, Studio, load_models
+from .studio import BatchingBackend, Busy, InferenceQueue, Studio, load_models
 
 
 # ---------------------------------------------------------------------------- request size guard
@@ -143,14 +143,23 @@ def create_app(
     max_pending: int = 4,
     threads: int | None = None,
     device: str = "auto",
+    runtime: str = "torch",
+    precision: str = "auto",
+    batch: int = 8,
 ) -> FastAPI:
     """The studio app for ``checkpoints`` (run or checkpoint folders), test samples from ``data``, ratings in
-    ``ratings_db`` (default: ``ratings.sqlite`` in the first checkpoint's run folder)."""
+    ``ratings_db`` (default: ``ratings.sqlite`` in the first checkpoint's run folder). Models run on ``runtime`` at
+    ``precision`` (:mod:`pixtrans.infer.runtimes`); concurrent requests for one model are batched (at most ``batch``
+    items; 1 = off)."""
     import torch
 
     if threads:
         torch.set_num_threads(int(threads))
-    studio = Studio(load_models(checkpoints, device=device), data, max_pixels=max_pixels)
+    studio = Studio(load_models(checkpoints, device, runtime, precision), data, max_pixels=max_pixels)
+    queue = InferenceQueue(max_pending, workers=max(1, batch))
+    for m in studio.models.values():
+        if m.translator.backend is not None and batch > 1:
+            m.translator.backend = BatchingBackend(m.translator.backend, queue, max_batch=batch)
     db_path = Path(ratings_db or default_ratings_path(checkpoints[0]))
     try:
         db = RatingsDB(db_path)
@@ -165,7 +174,7 @@ def create_app(
         redoc_url=None,
         description="Translate label maps and photos with pix2pix, pix2pixHD, SPADE and MSG U-Net models.",
     )
-    app.state.studio, app.state.queue, app.state.ratings = studio, InferenceQueue(max_pending), db
+    app.state.studio, app.state.queue, app.state.ratings = studio, queue, db
     app.state.limits = limits
     app.add_middleware(BodyLimit, limit=int(limits.max_bytes * 1.4) + 2**16)
     for exc, handler in ERROR_HANDLERS.items():
@@ -209,6 +218,9 @@ def cmd_serve(a) -> None:
         max_pending=a.queue,
         threads=threads,
         device=a.device,
+        runtime=a.runtime,
+        precision=a.precision,
+        batch=a.batch,
     )
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {a.host}: anyone who can reach this address can use the studio")
@@ -233,5 +245,13 @@ def add_commands(sub) -> None:
     p.add_argument("--queue", type=int, default=4, help="translations queued at most before 429 Busy")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default min(4, cores))")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--runtime", choices=["auto", "torch", "onnxruntime", "openvino"], default="torch",
+        help="where the generators run; auto: the fastest path verified against torch fp32 on this machine",
+    )  # fmt: skip
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto: fp32 for a named runtime, any verified precision with --runtime auto")  # fmt: skip
+    p.add_argument("--batch", type=int, default=8,
+                   help="concurrent requests for one model run as one batch of at most this many (1: off)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(fn=cmd_serve)

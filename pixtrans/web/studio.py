@@ -165,14 +165,19 @@ class ModelEntry:
         return f"{self.data.label_nc}:" + hashlib.sha1("|".join(self.class_names).encode()).hexdigest()[:8]
 
 
-def load_models(checkpoints: list[str | Path], device: str = "auto") -> list[ModelEntry]:
-    """Load every checkpoint (run or checkpoint folder); ids are unique slugs of the run names."""
+def load_models(
+    checkpoints: list[str | Path], device: str = "auto", runtime: str = "torch", precision: str = "auto", log=None
+) -> list[ModelEntry]:
+    """Load every checkpoint (run or checkpoint folder) on ``runtime``/``precision`` (see
+    :mod:`pixtrans.infer.runtimes`); ids are unique slugs of the run names."""
     from ..data.datasets import dataset_info
 
     entries: list[ModelEntry] = []
     used: set[str] = set()
     for path in checkpoints:
-        t = load(path, device=device)
+        t = load(path, device=device, runtime=runtime, precision=precision)
+        if log:
+            log(f"{path}: runtime {t.runtime_info['runtime']} {t.runtime_info['precision']}")
         ck = Path(t.path)
         run = ck.parent.parent if ck.parent.name == "checkpoints" else ck
         name = run.name
@@ -199,13 +204,29 @@ class Busy(Exception):
 
 
 class InferenceQueue:
-    """One worker thread runs every translation in order; at most ``max_pending`` jobs wait or run at once."""
+    """Translations run on ``workers`` threads that take turns: one at a time holds :attr:`gate` (so torch work never
+    overlaps, as with one worker); at most ``max_pending`` jobs wait or run at once. A job waiting in a
+    :class:`BatchingBackend` gives up its turn, so concurrent requests for one model meet there and run as a batch."""
 
-    def __init__(self, max_pending: int = 4):
+    def __init__(self, max_pending: int = 4, workers: int = 1):
         self.max_pending = max(1, int(max_pending))
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixtrans-infer")
+        self.pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="pixtrans-infer")
+        self.gate = threading.Condition()
+        self._turns = threading.local()
         self._pending = 0
         self._lock = threading.Lock()
+
+    def in_turn(self) -> bool:
+        """Whether the calling thread is a worker running a job (and holds :attr:`gate`)."""
+        return getattr(self._turns, "active", False)
+
+    def _take_turn(self, fn: Callable, *args):
+        with self.gate:
+            self._turns.active = True
+            try:
+                return fn(*args)
+            finally:
+                self._turns.active = False
 
     @property
     def pending(self) -> int:
@@ -220,13 +241,74 @@ class InferenceQueue:
                 )
             self._pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, self._take_turn, fn, *args)
         finally:
             with self._lock:
                 self._pending -= 1
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Group:
+    def __init__(self, inputs: dict):
+        self.items = [inputs]
+        self.done = False
+        self.outputs: list | None = None
+        self.error: BaseException | None = None
+
+
+class BatchingBackend:
+    """A runtime backend (:mod:`pixtrans.infer.runtimes`) whose calls from :class:`InferenceQueue` jobs are batched:
+    the first call for an input shape waits up to ``window_s`` (only while other jobs are pending) for calls with
+    the same shapes, then runs them as one batch of at most ``max_batch`` items and hands each its slice. Items are
+    independent (the generator module normalises per item), so outputs equal one-by-one runs. Calls from outside
+    the queue run directly."""
+
+    def __init__(self, backend, queue: InferenceQueue, max_batch: int = 8, window_s: float = 0.005):
+        self.backend, self.queue = backend, queue
+        self.max_batch, self.window_s = max(1, int(max_batch)), float(window_s)
+        self._open: dict[tuple, _Group] = {}
+        self.batches: list[int] = []  # sizes of the batches run (for benchmarks and tests)
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        q = self.queue
+        if self.max_batch == 1 or not q.in_turn():
+            return self.backend(inputs)
+        key = tuple((k, tuple(v.shape[1:]), v.dtype, v.device) for k, v in inputs.items())
+        group = self._open.get(key)
+        if group is not None:  # join the batch a waiting job opened
+            index = len(group.items)
+            group.items.append(inputs)
+            if len(group.items) >= self.max_batch:
+                self._open.pop(key, None)
+                q.gate.notify_all()
+            q.gate.wait_for(lambda: group.done)
+        else:
+            group, index = _Group(inputs), 0
+            if q.pending > 1:  # others may bring the same shapes: give up the turn for a few ms
+                self._open[key] = group
+                q.gate.wait_for(lambda: len(group.items) >= self.max_batch, timeout=self.window_s)
+                if self._open.get(key) is group:
+                    del self._open[key]
+            try:
+                names = list(inputs)
+                batch = {n: torch.cat([it[n] for it in group.items]) for n in names}
+                group.outputs = self.backend(batch)
+                self.batches.append(len(group.items))
+            except BaseException as err:  # every job of the batch gets the error
+                group.error = err
+            finally:
+                group.done = True
+                q.gate.notify_all()
+        if group.error is not None:
+            raise group.error
+        first = next(iter(inputs.values()))
+        start = sum(next(iter(it.values())).shape[0] for it in group.items[:index])
+        return [o[start : start + first.shape[0]] for o in group.outputs]
 
 
 # ---------------------------------------------------------------------------- the studio
