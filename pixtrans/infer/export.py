@@ -286,6 +286,17 @@ def export_pixtrans(checkpoint: str | Path, out: str | Path, use_ema: bool = Tru
 
 # ---------------------------------------------------------------------------------------------- command line
 def cmd_export(a) -> None:
+    if a.format == "web":
+        from .web_export import export_web
+
+        r = export_web(a.checkpoint, a.out, size=a.size or None, precision=a.precision)
+        psnr = f", {r['psnr_vs_fp32']:.1f} dB vs fp32" if r["psnr_vs_fp32"] else ""
+        print(
+            f"wrote {r['path']}: model {r['model_mb']:.2f} MB ({r['precision']} weights{psnr}), runtime "
+            f"{r['runtime_mb']:.1f} MB, page {r['page_kb']:.0f} kB, total {r['total_mb']:.1f} MB in {r['files']} files"
+        )
+        print(f"open it: python {Path(r['path']) / 'serve.py'} (WASM threads) or python -m http.server -d {r['path']}")
+        return
     if a.format == "pixtrans":
         res = export_pixtrans(a.checkpoint, a.out, use_ema=not a.no_ema)
         print(
@@ -310,8 +321,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("export", help="export a checkpoint's generator: ONNX (verified) or a slim pixtrans folder")
     p.add_argument("checkpoint", help="run or checkpoint folder")
     p.add_argument(
-        "--format", choices=["onnx", "pixtrans"], default="onnx",
-        help="onnx: one .onnx file + sidecar JSON; pixtrans: an inference folder (generator weights only)",
+        "--format", choices=["onnx", "pixtrans", "web"], default="onnx",
+        help="onnx: one .onnx file + sidecar JSON; pixtrans: an inference folder (generator weights only); "
+        "web: a static page folder that draws and translates in the browser (ONNX Runtime Web)",
     )  # fmt: skip
     p.add_argument(
         "--out", required=True,
@@ -326,4 +338,6 @@ def add_commands(sub) -> None:
     p.add_argument("--exporter", choices=EXPORTERS, default="auto")
     p.add_argument("--atol", type=float, default=DEFAULT_ATOL, help="largest allowed |ONNX - PyTorch|")
     p.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA copy")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="web: weights stored as fp16/int8 (kept only at >= 40 dB PSNR vs fp32)")  # fmt: skip
     p.set_defaults(fn=cmd_export)

@@ -33,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import ConfigError, DataError, PixtransError
 from . import uploads as U
 from .deps import Limits
+from .livemodels import WebModels
 from .ratings import RatingsDB
 from .routes import ROUTERS
 from .routes.models import STATIC
@@ -84,6 +85,28 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+# ---------------------------------------------------------------------------- cross-origin isolation
+class Isolation:
+    """ASGI middleware: COOP/COEP headers on every response except the interactive docs (which load a CDN), so the
+    page is cross-origin isolated and ONNX Runtime Web can use WASM threads (SharedArrayBuffer)."""
+
+    HEADERS = [(b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-embedder-policy", b"require-corp")]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in ("/docs", "/docs/oauth2-redirect"):
+            return await self.app(scope, receive, send)
+
+        async def send_isolated(msg):
+            if msg["type"] == "http.response.start":
+                msg = {**msg, "headers": [*msg.get("headers", []), *self.HEADERS]}
+            await send(msg)
+
+        await self.app(scope, receive, send_isolated)
+
+
 # ---------------------------------------------------------------------------- errors
 # Always {"detail": message}: a 4xx for the client's mistakes, 429 when the queue is full, 500 otherwise.
 async def _client_error(request: Request, err: U.ClientError):
@@ -132,6 +155,7 @@ def default_ratings_path(checkpoint: str | Path) -> Path:
 async def _lifespan(app: FastAPI):
     yield
     app.state.queue.shutdown()
+    app.state.web_models.close()
 
 
 def create_app(
@@ -176,7 +200,9 @@ def create_app(
     )
     app.state.studio, app.state.queue, app.state.ratings = studio, queue, db
     app.state.limits = limits
+    app.state.web_models = WebModels()
     app.add_middleware(BodyLimit, limit=int(limits.max_bytes * 1.4) + 2**16)
+    app.add_middleware(Isolation)
     for exc, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(exc, handler)
     for router in ROUTERS:

@@ -176,3 +176,15 @@ class Health(BaseModel):
     pending: int
     max_pending: int
     threads: int
+
+
+class WebModel(BaseModel):
+    """A model's in-page (ONNX Runtime Web) availability: the export sidecar (input recipe, palette, sizes) and the
+    graph's URL, or why the model runs on the server only."""
+
+    model: str
+    available: bool
+    why: str = ""
+    runtime: str | None = Field(None, description="installed onnxruntime-web version (None: not installed)")
+    url: str | None = None
+    sidecar: dict[str, Any] | None = None

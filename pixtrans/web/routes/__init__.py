@@ -3,6 +3,6 @@ order of the paths in the OpenAPI schema)."""
 
 from __future__ import annotations
 
-from . import models, ratings, samples, translate
+from . import live, models, ratings, samples, translate
 
-ROUTERS = (models.router, samples.router, translate.router, ratings.router)
+ROUTERS = (models.router, samples.router, translate.router, ratings.router, live.router)

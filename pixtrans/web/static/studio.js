@@ -9,6 +9,7 @@
 //   cards.js   input / ground-truth / output cards
 //   tabs.js    tab switching by URL hash; onShow hooks
 //   models.js, samples.js, draw.js, upload.js, rate.js   one per tab
+//   live.js    ONNX Runtime Web session + input recipe (shared with the exported page); livedraw.js live drawing
 // Boot: wire the tabs, load the models and the dataset summary, restore the selection, start every tab, show the
 // tab in the URL hash, then mark <body data-ready="1"> (what the browser tests wait for).
 
@@ -22,8 +23,10 @@ import { Samples } from "./js/samples.js";
 import { Draw } from "./js/draw.js";
 import { Upload } from "./js/upload.js";
 import { Rate } from "./js/rate.js";
+import { LiveDraw } from "./js/livedraw.js";
 
 window.Draw = Draw; // the canvas state, for the browser tests and the console (modules declare no globals)
+window.LiveDraw = LiveDraw; // live drawing (benchmarks/browser_live.py switches its path)
 
 async function main() {
   for (const b of $$("#tabs button")) b.onclick = () => showTab(b.dataset.tab);
@@ -36,7 +39,7 @@ async function main() {
   try { saved = JSON.parse(localStorage.getItem("pixtrans.selected") || "[]"); } catch (e) { saved = []; }
   S.selected = saved.filter((id) => S.byId[id]);
   if (!S.selected.length) S.selected = S.models.map((m) => m.id);
-  Samples.init(); Draw.init(); Upload.init(); Rate.init();
+  Samples.init(); Draw.init(); Upload.init(); Rate.init(); LiveDraw.init();
   Draw.syncModel();
   renderModels();
   setStatus(`${S.models.length} model${S.models.length > 1 ? "s" : ""} loaded`);

@@ -11,6 +11,7 @@ export const Draw = {
   model: null, w: 0, h: 0, label: null, inst: null, cls: 0, bg: 0, tool: "brush", size: 6,
   undo: [], redo: [], counters: {}, drawing: false, last: null, strokeInst: 0, strokeCls: 0,
   timer: null, inFlight: false, dirty: false, lut: null, outputs: [],
+  hooks: [], modelHooks: [], // called after every change of the map / of the palette model (live drawing)
 
   models() { // selected label models sharing the palette model's label set
     return this.model ? selectedModels().filter((m) => m.kind === "label" && m.label_set === this.model.label_set) : [];
@@ -27,6 +28,7 @@ export const Draw = {
     }
     const others = selectedModels().filter((m) => !this.models().includes(m)).map((m) => m.name);
     $("#draw-note").textContent = others.length ? `Not used here (other input): ${others.join(", ")}.` : "";
+    for (const f of this.modelHooks) f();
   },
 
   buildPalette() {
@@ -180,6 +182,7 @@ export const Draw = {
     this.strokeInst = this.tool === "eraser" ? this.bg : this.instFor(this.strokeCls);
     this.drawing = true; this.last = p;
     this.stamp(...p); this.render();
+    for (const f of this.hooks) f();
   },
 
   move(e) {
@@ -187,6 +190,7 @@ export const Draw = {
     if (!this.drawing) return;
     const p = this.pos(e);
     this.line(this.last, p); this.last = p; this.render();
+    for (const f of this.hooks) f();
   },
 
   up() {
@@ -196,6 +200,7 @@ export const Draw = {
   },
 
   changed() {
+    for (const f of this.hooks) f();
     clearTimeout(this.timer);
     if ($("#auto-translate").checked) this.timer = setTimeout(() => this.translate(), 700);
   },

@@ -1,0 +1,114 @@
+// In-page inference with ONNX Runtime Web (WASM; SIMD + threads when the page is cross-origin isolated): load a
+// generator exported by pixtrans (pixtrans/infer/web_export.py), build the input its sidecar describes from an id map
+// (one-hot channels [+ don't care] [+ instance boundary]; other inputs zeros = neutral style), run it, and turn the
+// output into ImageData. Shared by the studio (livedraw.js) and the exported static page (page.js).
+// The runtime's files sit in ../ort/ beside this module (installed by `make install`, never from a CDN).
+
+const ORT_BASE = new URL("../ort/", import.meta.url).href;
+let ortPromise = null;
+
+export function threadsWanted() {
+  return globalThis.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+}
+
+export function loadOrt() {
+  if (!ortPromise) {
+    ortPromise = import(`${ORT_BASE}ort.wasm.min.mjs`).then((ort) => {
+      ort.env.wasm.wasmPaths = ORT_BASE;
+      ort.env.wasm.numThreads = threadsWanted();
+      ort.env.logLevel = "error";
+      return ort;
+    });
+    ortPromise.catch(() => { ortPromise = null; });
+  }
+  return ortPromise;
+}
+
+const dimOf = (d, h, w) => d === "batch" ? 1 : d === "height" ? h : d === "width" ? w : typeof d === "number" ? d : 1;
+
+export class LiveModel {
+  constructor(ort, session, side) {
+    this.ort = ort; this.session = session; this.side = side;
+    this.inputName = side.inputs[0].name;
+    this.outputName = session.outputNames[0];
+    this.buf = null;
+    this.backend = `WASM${threadsWanted() > 1 ? ` ×${threadsWanted()} threads` : " (1 thread)"}`;
+  }
+
+  static async create(modelUrl, side) {
+    const ort = await loadOrt();
+    const session = await ort.InferenceSession.create(modelUrl,
+      { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    return new LiveModel(ort, session, side);
+  }
+
+  // The size the graph runs at for a w x h map: padded up to the size multiple, or the fixed export size.
+  runSize(w, h) {
+    const s = this.side, m = s.size_multiple;
+    if (!s.dynamic) return s.export_size[0] === w && s.export_size[1] === h ? [w, h] : null;
+    return [Math.ceil(w / m) * m, Math.ceil(h / m) * m];
+  }
+
+  // The first input: one-hot ids (edge-replicated to W x H), don't-care channel, instance boundary channel.
+  buildInput(label, inst, w, h, W, H) {
+    const s = this.side, C = s.input_channels, nc = s.label_nc, plane = W * H;
+    if (!this.buf || this.buf.length !== C * plane) this.buf = new Float32Array(C * plane);
+    const x = this.buf; x.fill(0);
+    const ids = new Int32Array(plane), ins = s.instance_boundary ? new Int32Array(plane) : null;
+    for (let y = 0; y < H; y++) {
+      const sy = Math.min(y, h - 1) * w, row = y * W;
+      for (let xx = 0; xx < W; xx++) {
+        const i = sy + Math.min(xx, w - 1);
+        ids[row + xx] = label[i];
+        if (ins) ins[row + xx] = inst ? inst[i] : label[i];
+      }
+    }
+    for (let i = 0; i < plane; i++) {
+      const v = ids[i];
+      if (v >= 0 && v < nc) x[v * plane + i] = 1;
+      else if (v === 255 && s.contain_dontcare) x[nc * plane + i] = 1;
+    }
+    if (ins) {
+      const e = (C - 1) * plane;
+      for (let y = 0; y < H; y++) for (let xx = 0; xx < W; xx++) {
+        const i = y * W + xx, v = ins[i];
+        if ((xx > 0 && ins[i - 1] !== v) || (xx + 1 < W && ins[i + 1] !== v)
+          || (y > 0 && ins[i - W] !== v) || (y + 1 < H && ins[i + W] !== v)) x[e + i] = 1;
+      }
+    }
+    return x;
+  }
+
+  feeds(label, inst, w, h, W, H) {
+    const T = this.ort.Tensor, s = this.side;
+    const f = { [this.inputName]: new T("float32", this.buildInput(label, inst, w, h, W, H), [1, s.input_channels, H, W]) };
+    for (const spec of s.inputs.slice(1)) {
+      const dims = spec.shape.map((d) => dimOf(d, H, W));
+      f[spec.name] = new T("float32", new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
+    }
+    return f;
+  }
+
+  // Translate a w x h id map -> {image: ImageData (w x h), ms}; null when the graph cannot take this size.
+  async run(label, inst, w, h) {
+    const size = this.runSize(w, h);
+    if (!size) return null;
+    const [W, H] = size, t0 = performance.now();
+    const out = await this.session.run(this.feeds(label, inst, w, h, W, H));
+    const y = out[this.outputName];
+    const image = toImageData(y.data, y.dims, w, h);
+    if (y.dispose) y.dispose();
+    return { image, ms: performance.now() - t0 };
+  }
+}
+
+// (1, C, H, W) in [-1, 1] -> ImageData of the top-left w x h; Uint8ClampedArray rounds half to even, like torch.
+export function toImageData(data, dims, w, h) {
+  const [, C, H, W] = dims, plane = H * W, img = new ImageData(w, h), d = img.data;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const i = y * W + x, p = (y * w + x) * 4;
+    for (let c = 0; c < 3; c++) d[p + c] = (data[(C >= 3 ? c : 0) * plane + i] + 1) * 127.5;
+    d[p + 3] = 255;
+  }
+  return img;
+}

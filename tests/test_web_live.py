@@ -1,0 +1,221 @@
+"""Live drawing in real headless Chromium: the studio translates while a stroke is drawn, in the page (ONNX Runtime
+Web, cross-origin isolated, WASM threads) with the same pixels as the server's fp32 result (PSNR >= 45 dB); the
+exported static page (`pixtrans export --format web`) draws, uploads and downloads from a plain static file server.
+Screenshots go to ``$PIXTRANS_ARTIFACTS`` (default ``artifacts/``) under ``web_live/``."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import io
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixtrans.web.headless import CHROMIUM, launch_chromium, serve_in_thread
+from pixtrans.web.ort_runtime import installed
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+if not CHROMIUM.exists():
+    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+if installed() is None:
+    pytest.skip("needs ONNX Runtime Web (make install, which needs npm)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("uvicorn")
+
+from test_web_api import TINY, make_run, make_runs  # noqa: E402
+
+from pixtrans.infer.web_export import build_feeds, export_web  # noqa: E402
+from pixtrans.web.app import create_app  # noqa: E402
+
+CANVAS_PIXELS = """(sel) => {
+  const c = document.querySelector(sel);
+  return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
+}"""
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def rgba(values: list[int], w: int, h: int) -> np.ndarray:
+    return np.asarray(values, np.uint8).reshape(h, w, 4)[..., :3]
+
+
+def stroke(page, selector: str, points: list[tuple[float, float]], steps: int = 8) -> None:
+    box = page.locator(selector).bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    out = Path(os.environ.get("PIXTRANS_ARTIFACTS") or ROOT / "artifacts") / "web_live"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, synth_root):
+    """The API tests' tiny runs, plus a pix2pix whose untrained output is not flat grey (larger init), so that
+    comparing pixels means something."""
+    base = tmp_path_factory.mktemp("web_live")
+    out = make_runs(base, synth_root)
+    over = [f"data.root={synth_root}", *TINY, "model.num_downs=5", "model.init_type=xavier", "model.init_gain=1.0"]
+    out["vivid"] = make_run(base / "vivid", "pix2pix_synth.yaml", over)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with sync_api.sync_playwright() as p:
+        ctx = launch_chromium(p, tmp_path_factory.mktemp("chromium_profile"))
+        yield ctx
+        ctx.close()
+
+
+def new_page(browser):
+    pg = browser.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.set_default_timeout(120_000)
+    return pg, errors
+
+
+def test_studio_live_in_page_same_pixels_as_server(browser, runs, synth_root, tmp_path, artifacts):
+    import httpx
+
+    app = create_app([runs["vivid"], runs["hd"]], synth_root, tmp_path / "r.sqlite")
+    with serve_in_thread(app) as url:
+        page, errors = new_page(browser)
+        page.goto(url + "#draw")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.evaluate("() => crossOriginIsolated") is True  # COOP/COEP: WASM threads allowed
+        assert page.is_checked("#live") and page.is_visible("#live-card")
+        page.uncheck("#auto-translate")
+        page.click("#palette button[data-class='1']")
+        stroke(page, "#draw-canvas", [(0.05, 0.9), (0.5, 0.5), (0.95, 0.9)])
+        page.wait_for_selector("#live-path[data-path='page']")  # once the in-page model is ready
+        page.click("#palette button[data-class='3']")
+        with page.expect_request("**/api/translate") as manual:  # live updates never look like a manual translate
+            stroke(page, "#draw-canvas", [(0.2, 0.2), (0.8, 0.3)], steps=16)
+            page.wait_for_function("() => liveStats.shownSeq === liveStats.editSeq && liveStats.path === 'page'")
+            page.click("#translate-btn")
+        assert "live=1" not in manual.value.url
+        stats = page.evaluate("() => ({...liveStats, history: null})")
+        assert stats["page"] >= 2, stats
+        badge = page.inner_text("#live-path")
+        assert badge.startswith("in page · WASM"), badge
+        page.screenshot(path=str(artifacts / "studio_live.png"), full_page=True)
+
+        # same label map through the server (fp32 torch) -> PNG; in-page canvas pixels
+        w, h = page.evaluate("() => [Draw.w, Draw.h]")
+        label = np.asarray(page.evaluate("() => Array.from(Draw.label)"), np.uint8).reshape(h, w)
+        assert len(np.unique(label)) == 3
+        live = rgba(page.evaluate(CANVAS_PIXELS, "#live-canvas"), w, h)
+        body = {"label": {"width": w, "height": h, "dtype": "u8", "data": base64.b64encode(label.tobytes()).decode()},
+                "models": ["vivid"], "fit": "full"}  # fmt: skip
+        out = httpx.post(url + "api/translate", json=body, timeout=60).json()["outputs"][0]
+        server = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["image"].split(",", 1)[1]))).convert("RGB"))
+        assert server.shape == live.shape and server.std() > 10, server.std()
+        assert psnr(live, server) >= 45.0, psnr(live, server)
+        (artifacts / "same_pixels.json").write_text(json.dumps({"model": "vivid (pix2pix, ngf 8)", "size": [w, h],
+            "psnr_db": psnr(live, server), "max_abs": int(np.abs(live.astype(int) - server).max())}))  # fmt: skip
+
+        # the server path when the in-page model cannot run: the badge says so
+        page.evaluate("() => { document.querySelector('#live').click(); }")
+        assert not page.is_visible("#live-card")
+        page.close()
+        assert not errors, errors
+
+
+def test_web_model_endpoint_and_isolation_headers(runs, synth_root, tmp_path):
+    from fastapi.testclient import TestClient
+
+    app = create_app([runs["p2p"]], synth_root, tmp_path / "r.sqlite")
+    with TestClient(app) as c:
+        r = c.get("/")
+        assert r.headers["cross-origin-opener-policy"] == "same-origin"
+        assert r.headers["cross-origin-embedder-policy"] == "require-corp"
+        assert "cross-origin-embedder-policy" not in c.get("/docs").headers
+        assert c.get("/api/models/p2p/model.onnx").status_code == 404  # not exported yet
+        info = c.get("/api/models/p2p/web").json()
+        assert info["available"] and info["runtime"] == installed() and info["sidecar"]["label_nc"] == 8
+        onnx = c.get(info["url"] if info["url"].startswith("/") else "/" + info["url"])
+        assert onnx.status_code == 200 and len(onnx.content) > 1000
+        assert c.get("/api/models/nope/web").status_code == 422
+
+
+# ------------------------------------------------------------------------------------------ exported page
+@pytest.fixture
+def static_server(tmp_path):
+    """A plain static file server (like `python -m http.server`: no COOP/COEP headers) over a folder."""
+
+    def serve(folder: Path):
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *a: None
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}/"
+
+    servers: list = []
+    yield serve
+    for s in servers:
+        s.shutdown()
+
+
+def test_exported_page_draws_uploads_downloads(browser, runs, tmp_path, static_server, artifacts):
+    import onnxruntime as ort
+
+    out = tmp_path / "page"
+    report = export_web(runs["vivid"], out, log=lambda *a: None)
+    assert report["model_mb"] > 0 and report["total_mb"] > report["runtime_mb"] > 1
+    assert {p.name for p in out.iterdir()} >= {"index.html", "model.onnx", "model.json", "serve.py", "js", "ort"}
+    url = static_server(out)
+    page, errors = new_page(browser)
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate("() => crossOriginIsolated") is False
+    assert "1 thread" in page.inner_text("#meta")
+    page.click("#palette button[data-class='3']")
+    stroke(page, "#draw", [(0.1, 0.2), (0.9, 0.6)])
+    page.wait_for_function("() => pageState.shownSeq === pageState.seq && !pageState.busy")
+    w, h = page.evaluate("() => [pageState.w, pageState.h]")
+    label = np.asarray(page.evaluate("() => Array.from(pageState.label)"), np.int64).reshape(h, w)
+    assert set(np.unique(label)) == {0, 3}
+    shown = rgba(page.evaluate(CANVAS_PIXELS, "#out"), w, h)
+    side = json.loads((out / "model.json").read_text())
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    y = sess.run(None, build_feeds(side, label))[0][0]
+    ref = np.clip((y + 1) * 127.5, 0, 255).round().astype(np.uint8).transpose(1, 2, 0)
+    assert ref.std() > 10 and psnr(shown, ref) >= 45.0, (ref.std(), psnr(shown, ref))
+    page.screenshot(path=str(artifacts / "exported_page.png"), full_page=True)
+
+    ids = np.zeros((h, w), np.uint8)
+    ids[h // 2 :] = 1
+    Image.fromarray(ids).save(tmp_path / "map.png")
+    seq = page.evaluate("() => pageState.seq")
+    page.set_input_files("#upload", str(tmp_path / "map.png"))
+    page.wait_for_function("(s) => pageState.shownSeq > s && !pageState.busy", arg=seq)
+    assert np.array_equal(np.asarray(page.evaluate("() => Array.from(pageState.label)")).reshape(h, w), ids)
+    with page.expect_download() as dl:
+        page.click("#dl-out")
+    saved = tmp_path / "output.png"
+    dl.value.save_as(saved)
+    assert Image.open(saved).size == (w, h)
+    page.close()
+    assert not errors, errors
