@@ -123,6 +123,9 @@ class TrainConfig(Section):
     lr_step_epochs: int = 20  # step: multiply by lr_gamma every this many epochs (pix2pix re-implementation report)
     lr_gamma: float = 0.1
     amp: Literal["off", "bf16", "fp16"] = "off"
+    fused_adam: bool = True  # Adam's update in one fused kernel per optimizer (CPU, CUDA); false = PyTorch's loop
+    channels_last: bool = False  # NHWC memory format for the networks (slower on CPU here; for GPU tensor cores)
+    compile: bool = False  # torch.compile of G and D (minutes of compiling first; CPU needs a C++ compiler)
     ema: float = 0.0  # EMA decay of G (0 = off, e.g. 0.999)
     grad_clip: float = 0.0  # 0 = off
     seed: int = 0

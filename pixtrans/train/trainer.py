@@ -38,6 +38,7 @@ from ..families import build_model
 from ..families.base import TranslationModel
 from . import distributed as dist
 from .schedules import is_plateau, make_scheduler
+from .speed import adam_options, prepare_model
 
 
 class TrainingInterrupted(PixtransError):
@@ -163,7 +164,8 @@ class Trainer:
             self._init_from(cfg.train.init_from)
         dist.broadcast_module(self.model)
         self.groups = self.model.optim_groups(cfg.train)
-        self.opts = {n: torch.optim.Adam(g.params, lr=g.lr, betas=g.betas) for n, g in self.groups.items()}
+        adam = adam_options(cfg.train, self.device)
+        self.opts = {n: torch.optim.Adam(g.params, lr=g.lr, betas=g.betas, **adam) for n, g in self.groups.items()}
         self.scheds = {n: make_scheduler(o, cfg.train, self.steps_per_epoch) for n, o in self.opts.items()}
         self.ema = None
         if cfg.train.ema > 0:
@@ -171,6 +173,7 @@ class Trainer:
             self.ema = AveragedModel(
                 self.model.generators(), multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=False
             )
+        prepare_model(self.model, cfg.train, self.device)  # channels_last / compile, after the EMA copy
         amp = cfg.train.amp
         if amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.amp: fp16 needs CUDA; use bf16 on CPU")
