@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import ConfigError, DataError, PixtransError
 from .eval.score_args import add_score_args
+from .runtime_env import tune_malloc
 
 # Sub-commands defined in other modules, as (name, help line, module of pixtrans with ``add_commands(subparsers)``).
 # ``pixtrans --help`` lists them from here; only the chosen command's module (torch and all) is imported, when parsed.
@@ -251,9 +252,8 @@ def _inputs(paths: list[str]) -> list[Path]:
 
 
 def cmd_translate(a) -> None:
-    from PIL.PngImagePlugin import PngInfo
+    from .infer.batch import run as translate_all
 
-    t = _load_for_inference(a)
     style = _style_arg(a.style)
     if a.seed is not None:
         style["seed"] = a.seed
@@ -263,30 +263,38 @@ def cmd_translate(a) -> None:
         style["reference"] = a.reference
     out = _out_folder(a.out)
     inputs = _inputs(a.inputs)  # before the output folder is made
-    out.mkdir(parents=True, exist_ok=True)
     inst_dir = Path(a.instances) if a.instances else None
-    for f in inputs:
-        inst = None
-        if inst_dir is not None:
-            from .data.datasets import instance_partner
 
-            inst = instance_partner(f, inst_dir)
-            if inst is None and t.is_label_model and not t.data.no_instance:
-                raise DataError(
-                    f,
-                    f"no instance map for this label map in {inst_dir} (this model was trained with instances)",
-                    "name it like the dataset does (X_gtFine_labelIds.png -> X_gtFine_instanceIds.png, or the "
-                    "same stem) or leave out --instances to use the label map as instances",
-                )
-        imgs = t.translate(f, instances=inst, style=style or None, tile=a.tile, all_scales=a.all_scales)
-        imgs = imgs if isinstance(imgs, list) else [imgs]
-        for i, img in enumerate(imgs):
-            info = PngInfo()
-            info.add_text("pixtrans_style", img.info.get("pixtrans_style", "{}"))
-            info.add_text("pixtrans_checkpoint", str(t.path.name if t.path else ""))
-            suffix = f"_scale{i}" if a.all_scales else ""
-            img.save(out / f"{f.stem}{suffix}.png", pnginfo=info)
-        print(f"{f} -> {out / (f.stem + '.png')}  style={imgs[-1].info.get('pixtrans_style')}")
+    def instance_for(t, f: Path) -> Path | None:
+        from .data.datasets import instance_partner
+
+        inst = instance_partner(f, inst_dir)
+        if inst is None and t.is_label_model and not t.data.no_instance:
+            raise DataError(
+                f,
+                f"no instance map for this label map in {inst_dir} (this model was trained with instances)",
+                "name it like the dataset does (X_gtFine_labelIds.png -> X_gtFine_instanceIds.png, or the "
+                "same stem) or leave out --instances to use the label map as instances",
+            )
+        return inst
+
+    def load(device: str):
+        a.device = device  # under torchrun each rank's own GPU
+        return _load_for_inference(a)
+
+    # shards the inputs over torchrun ranks, skips outputs already written, rank 0 writes out/manifest.jsonl
+    manifest = translate_all(
+        load,
+        inputs,
+        out,
+        device=a.device,
+        style=style or None,
+        tile=a.tile,
+        instances=instance_for if inst_dir else None,
+        all_scales=a.all_scales,
+    )
+    if manifest is not None:
+        print(f"{len(inputs)} inputs -> {out}, manifest: {manifest}")
 
 
 # ---------------------------------------------------------------------- bench / demo
@@ -474,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     # here: 0.19 vs 4.7 training images/s for the demo's pix2pix under load); yield instead unless the user chose.
     # Set here, before any command imports torch, and not at import: importing pixtrans leaves the environment alone.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    tune_malloc()  # glibc keeps freed training buffers instead of page-faulting them back each step
     try:
         args = build_parser().parse_args(argv)
         try:
