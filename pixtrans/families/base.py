@@ -118,28 +118,40 @@ class TranslationModel(nn.Module):
         return 1
 
     # ---------------------------------------------------------------- data
-    def prepare(self, batch: dict) -> dict:
+    def prepare(self, batch: dict, encode: bool = True) -> dict:
         """Move a batch to the device and build ``x['input']`` (float generator input) from labels/instances.
 
-        Keeps ``target`` (photo in [-1, 1]), ``label`` (int ids) and ``inst`` when present.
+        Keeps ``target`` (photo in [-1, 1]), ``label`` (int ids) and ``inst`` when present. ``encode=False``: no
+        ``input`` for label maps (tiled inference encodes it per tile with :meth:`encode_input`).
         """
         dev = self.device
         x: dict[str, Any] = {}
         src = batch["input"].to(dev, non_blocking=True)
         if self.data_cfg.label_nc > 0:
             x["label"] = src
-            parts = [one_hot(src, self.data_cfg.label_nc, self.data_cfg.contain_dontcare)]
             if not self.data_cfg.no_instance:
                 inst = batch.get("inst")
-                inst = src if inst is None else inst.to(dev, non_blocking=True)
-                x["inst"] = inst
-                parts.append(boundary_map(inst))
-            x["input"] = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+                x["inst"] = src if inst is None else inst.to(dev, non_blocking=True)
+            if encode:
+                x["input"] = self.encode_input(x)
         else:
             x["input"] = src.float()
         if "target" in batch:
             x["target"] = batch["target"].to(dev, non_blocking=True)
         return x
+
+    def encode_input(self, x: dict) -> Tensor:
+        """The generator input of label maps: one-hot ``x['label']`` [+ don't care] [+ boundaries of ``x['inst']``].
+        Each output pixel depends on the ids within :attr:`input_halo` pixels of it (tiles encode with that halo)."""
+        parts = [one_hot(x["label"], self.data_cfg.label_nc, self.data_cfg.contain_dontcare)]
+        if not self.data_cfg.no_instance:
+            parts.append(boundary_map(x["inst"]))
+        return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+
+    @property
+    def input_halo(self) -> int:
+        """How far (pixels) :meth:`encode_input` looks around a pixel: 1 with instance boundary maps, else 0."""
+        return int(self.data_cfg.label_nc > 0 and not self.data_cfg.no_instance)
 
     # ---------------------------------------------------------------- training
     def generate(self, x: dict) -> list[Tensor]:

@@ -170,11 +170,11 @@ class Translator:
         t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1
         return t[: self.data.input_nc]
 
-    def _batch(self, inp: Tensor, inst: Tensor | None) -> dict:
+    def _batch(self, inp: Tensor, inst: Tensor | None, encode: bool = True) -> dict:
         batch = {"input": inp[None]}
         if inst is not None:
             batch["inst"] = inst[None].long()
-        return self.model.prepare(batch)
+        return self.model.prepare(batch, encode=encode)
 
     # ------------------------------------------------------------------ translation
     @torch.no_grad()
@@ -202,30 +202,11 @@ class Translator:
         return res
 
     def _tiled(self, x: dict, style: dict | None, tile: int) -> Translation:
-        m = self.model.size_multiple
-        tile = max(m, tile // m * m)
-        overlap = max(m, (tile // 8) // m * m) if tile > m else 0
-        h, w = x["input"].shape[-2:]
-        out = acc = None
-        used_style = style
-        ramp = _ramp(tile, overlap)
-        for top in _starts(h, tile, overlap):
-            for left in _starts(w, tile, overlap):
-                sub = {
-                    k: v[..., top : top + tile, left : left + tile] if isinstance(v, Tensor) and v.dim() == 4 else v
-                    for k, v in x.items()
-                }
-                res = self.translate_tensor(sub, used_style)
-                used_style = used_style or res.style or None
-                th, tw = res.image.shape[-2:]
-                wgt = (ramp[:th, None] * ramp[None, :tw]).to(res.image)
-                if out is None:
-                    out = torch.zeros(res.image.shape[0], res.image.shape[1], h, w, device=res.image.device)
-                    acc = torch.zeros(1, 1, h, w, device=res.image.device)
-                out[..., top : top + th, left : left + tw] += res.image * wgt
-                acc[..., top : top + th, left : left + tw] += wgt
-        img = out / acc.clamp_min(1e-8)
-        return Translation(image=img, scales=[img], style=used_style or {})
+        """The untiled output computed in tiles with whole-image normalisation statistics, in bounded memory
+        (:mod:`pixtrans.infer.tiling`; the torch reference network)."""
+        from .tiling import translate_tiled
+
+        return translate_tiled(self.model, x, style, tile)
 
     def translate(
         self,
@@ -250,7 +231,10 @@ class Translator:
                 else torch.as_tensor(np.asarray(instances)).long()
             )
             inst = torch.as_tensor(inst).long().reshape(1, *inp.shape[-2:])
-        res = self.translate_tensor(self._batch(inp, inst), style, tile)
+        if tile and max(inp.shape[-2:]) > tile:  # label maps are one-hot encoded tile by tile
+            res = self._tiled(self._batch(inp, inst, encode=False), style, tile)
+        else:
+            res = self.translate_tensor(self._batch(inp, inst), style, tile)
         imgs = [tensor_to_pil(s) for s in (res.scales if all_scales else [res.image])]
         for im in imgs:
             im.info["pixtrans_style"] = json.dumps(res.style, default=_jsonable)
@@ -270,22 +254,6 @@ def _pad(t: Tensor, ph: int, pw: int) -> Tensor:
         mode = "reflect" if t.shape[-2] > ph and t.shape[-1] > pw else "replicate"
         return F.pad(t, (0, pw, 0, ph), mode=mode)
     return F.pad(t.float(), (0, pw, 0, ph), mode="replicate").to(t.dtype)
-
-
-def _starts(n: int, tile: int, overlap: int) -> list[int]:
-    if n <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, n - tile, stride))
-    return starts + [n - tile]
-
-
-def _ramp(tile: int, overlap: int) -> Tensor:
-    r = torch.ones(tile)
-    if overlap:
-        edge = torch.linspace(0.0, 1.0, overlap + 2)[1:-1]
-        r[:overlap], r[-overlap:] = edge, edge.flip(0)
-    return r
 
 
 def load(

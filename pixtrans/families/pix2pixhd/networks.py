@@ -101,10 +101,12 @@ class LocalEnhancer(nn.Module):
         pyramid = [x]
         for _ in range(self.n_local_enhancers):
             pyramid.append(self.downsample(pyramid[-1]))
-        out = self.model(pyramid[-1])
+        out = self.model(pyramid.pop())
         for n in range(1, self.n_local_enhancers + 1):
-            front = getattr(self, f"model{n}_1")(pyramid[self.n_local_enhancers - n])
-            out = getattr(self, f"model{n}_2")(front + out)
+            # each scale's input and the coarser features are dropped once used (fewer full-size maps alive)
+            joined = getattr(self, f"model{n}_1")(pyramid.pop()) + out
+            del out
+            out = getattr(self, f"model{n}_2")(joined)
         return out
 
     def global_parameters(self) -> list[nn.Parameter]:
