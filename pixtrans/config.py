@@ -73,8 +73,8 @@ class DataConfig(Section):
     contain_dontcare: bool = False  # label 255 becomes an extra class channel (SPADE convention)
     no_instance: bool = True  # ignore instance maps (no boundary channel)
     preprocess: Literal["resize_and_crop", "scale_width", "scale_width_and_crop", "crop", "none"] = "resize_and_crop"
-    load_size: int = 286
-    crop_size: int = 256
+    load_size: int = 286  # left unset (with crop_size): follows the data, see pixtrans.data.datasets
+    crop_size: int = 256  # left unset: the data's short side (width for scale_width), nothing upscaled
     flip: bool = True
     color_jitter: float = 0.0  # probability of colour jitter on the photo (pix2pix re-implementation report: 0.5)
     batch_size: int = 1

@@ -218,9 +218,14 @@ def _version() -> str:
 
 
 # ---------------------------------------------------------------------------- command line
+DEMO_RUN = Path("demo") / "run"  # where `pixtrans demo` (default --out demo) trains
+
+
 def _find_runs() -> list[str]:
+    """Runs under ./runs, then the demo's run (./demo/run), that hold a checkpoint."""
     runs = Path("runs")
-    return sorted(str(p) for p in runs.iterdir() if (p / "latest").is_file()) if runs.is_dir() else []
+    found = sorted(str(p) for p in runs.iterdir() if (p / "latest").is_file()) if runs.is_dir() else []
+    return found + ([str(DEMO_RUN)] if (DEMO_RUN / "latest").is_file() else [])
 
 
 def cmd_serve(a) -> None:
@@ -231,8 +236,8 @@ def cmd_serve(a) -> None:
     checkpoints = list(a.checkpoints) or _find_runs()
     if not checkpoints:
         raise ConfigError(
-            "pixtrans serve: give one or more run/checkpoint folders (none found under ./runs); "
-            "train one first, e.g. `pixtrans demo`"
+            "pixtrans serve: give one or more run/checkpoint folders (none found under ./runs or ./demo/run); "
+            "train one first, e.g. `pixtrans demo` (then run `pixtrans serve` in the same folder)"
         )
     threads = a.threads or max(1, min(4, os.cpu_count() or 1))
     app = create_app(
