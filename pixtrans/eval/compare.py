@@ -261,8 +261,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .controls{margin:.6em 0}.controls select,.controls button{font-size:1em;margin-right:.5em}
 .protocol td{font-size:90%}
 """
-# Sorting: clicking a header of a .sortable table, or the select + direction button of the grid. Cells carry the
-# value in data-v (missing values sort last either way).
+# Sorting: clicking a header of a .sortable table (best first: descending where higher is better, else ascending;
+# a second click flips it), or the select + direction button of the grid. Cells carry the value in data-v (missing
+# values sort last either way).
 _JS = """
 function sortRows(table, col, asc) {
   const tb = table.tBodies[0], rows = [...tb.rows];
@@ -281,7 +282,7 @@ function sortRows(table, col, asc) {
 document.querySelectorAll("table.sortable").forEach(table => {
   table.querySelectorAll("th.sortable").forEach(th => th.addEventListener("click", () => {
     const col = th.cellIndex, same = table.dataset.sortCol == col;
-    sortRows(table, col, same ? table.dataset.sortAsc !== "1" : th.dataset.better !== "lower");
+    sortRows(table, col, same ? table.dataset.sortAsc !== "1" : th.dataset.better !== "higher");
   }));
 });
 const grid = document.getElementById("grid"), key = document.getElementById("sortkey"),
