@@ -69,7 +69,9 @@ def run_test(
     out = Path(out)
     palette = dataset_info(cfg.data).get("palette") or translator.palette
     acc = MetricAccumulator()
-    scorer = SetScorer(scores, translator.is_label_model) if scores is not None and scores.any else None
+    scorer = None
+    if scores is not None and scores.any:
+        scorer = SetScorer(scores, translator.is_label_model, device=translator.model.device)
     rows, per_image = [], []
     loader = _test_loader(cfg, max_items)
     (out / "images").mkdir(parents=True, exist_ok=True)  # once the data is found: a failed start leaves no folder

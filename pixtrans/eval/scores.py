@@ -126,12 +126,15 @@ class DistributionScores:
     """FID and/or KID between all outputs and all targets from one feature extractor (by default the FID
     Inception; any module mapping (N, 3, H, W) uint8 images to (N, D) features for tests or other backbones)."""
 
-    def __init__(self, fid: bool = True, kid: bool = False, extractor: nn.Module | None = None, weights=None):
+    def __init__(
+        self, fid: bool = True, kid: bool = False, extractor: nn.Module | None = None, weights=None, device="cpu"
+    ):
         if extractor is None:
             from ..layers.inception import load_fid_inception
 
             extractor = load_fid_inception(weights)
-        self.extractor = extractor.eval()
+        self.device = torch.device(device)
+        self.extractor = extractor.eval().to(self.device)
         self.fid, self.kid = fid, kid
         self.real: list[Tensor] = []
         self.fake: list[Tensor] = []
@@ -139,7 +142,8 @@ class DistributionScores:
     @torch.no_grad()
     def update(self, fake: Tensor, real: Tensor) -> None:
         """Add a batch of outputs and their targets (images in [-1, 1])."""
-        self.add_features(self.extractor(to_uint8(fake)), self.extractor(to_uint8(real)))
+        dev = self.device
+        self.add_features(self.extractor(to_uint8(fake).to(dev)), self.extractor(to_uint8(real).to(dev)))
 
     def add_features(self, fake: Tensor, real: Tensor) -> None:
         """Add (N, D) features computed elsewhere (the extractor's output for outputs and targets)."""
@@ -357,12 +361,14 @@ class ScoreOptions:
 
 class SetScorer:
     """Loads the networks ``opts`` asks for (missing weights fail here, before any translation), scores batches
-    and summarises. ``update`` returns the per-image values (LPIPS) for the per-image table."""
+    and summarises. ``update`` returns the per-image values (LPIPS) for the per-image table. The Inception and
+    LPIPS networks run on ``device`` (the translator's); the segmenter on the CPU."""
 
-    def __init__(self, opts: ScoreOptions, label_model: bool = True):
+    def __init__(self, opts: ScoreOptions, label_model: bool = True, device="cpu"):
         self.opts = opts
+        self.device = torch.device(device)
         self.dist = (
-            DistributionScores(opts.fid, opts.kid, extractor=opts.extractor, weights=opts.inception_weights)
+            DistributionScores(opts.fid, opts.kid, opts.extractor, opts.inception_weights, device=self.device)
             if opts.fid or opts.kid
             else None
         )
@@ -370,7 +376,7 @@ class SetScorer:
         if opts.lpips:
             from ..layers.lpips import load_lpips
 
-            self.lpips = load_lpips(opts.lpips_net, opts.lpips_backbone, opts.lpips_heads)
+            self.lpips = load_lpips(opts.lpips_net, opts.lpips_backbone, opts.lpips_heads).to(self.device)
         self.segment = self.seg = None
         if opts.segmenter:
             if not label_model:
@@ -385,7 +391,8 @@ class SetScorer:
         if real is not None and self.dist is not None:
             self.dist.update(fake, real)
         if real is not None and self.lpips is not None:
-            vals = self.lpips(_rgb(fake).clamp(-1, 1), _rgb(real).clamp(-1, 1)).tolist()
+            pair = (_rgb(t).clamp(-1, 1).to(self.device) for t in (fake, real))
+            vals = self.lpips(*pair).tolist()
             self.lpips_values += vals
             per["lpips"] = vals
         if self.seg is not None and label is not None:
