@@ -1,12 +1,18 @@
 """Studio latency: time from pressing "Translate" to the output image shown, for a drawn 256x256 label map,
 in headless Chromium against `pixtrans serve` (uvicorn) on this CPU. Models: the shipped synth configs at their
-default widths (weights freshly initialised; speed does not depend on training)."""
+default widths (weights freshly initialised; speed does not depend on training).
+
+``python benchmarks/web_latency.py throughput``: no browser; drawn 256x256 label maps POSTed to /api/translate for
+one model (``MODEL``, default pix2pix), one request at a time vs 16 concurrent clients, with dynamic batching
+(``--batch 8``) and without (``--batch 1``), rounds interleaved in one process; prints requests/s and the ratios.
+"""
 
 import json
 import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, "tests")
@@ -28,6 +34,56 @@ runs = {
     "spade": make_run(tmp / "spade", "spade_synth.yaml", root),
     "msg_unet": make_run(tmp / "msg_unet", "msg_unet_synth.yaml", root),
 }
+
+if sys.argv[1:] == ["throughput"]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from test_web_api import ids_json
+
+    model, clients, per_client = os.environ.get("MODEL", "pix2pix"), 16, int(os.environ.get("PER_CLIENT", "4"))
+    rng = np.random.default_rng(0)
+    maps = [np.kron(rng.integers(0, 6, (8, 8)), np.ones((32, 32), dtype=np.int64)) for _ in range(8)]
+    bodies = [{"label": ids_json(m), "models": [model], "fit": "full"} for m in maps]
+    rates: dict[str, list[float]] = {}
+    servers = {}
+    for batch in (1, 8):
+        app = create_app([runs[model]], data, tmp / f"r{batch}.sqlite", threads=threads, max_pending=64, batch=batch)
+        servers[batch] = app
+
+    def post(url, i):
+        r = httpx.post(f"{url}api/translate", json=bodies[i % len(bodies)], timeout=600)
+        assert r.status_code == 200, r.text
+        return r.json()["outputs"][0]["width"]
+
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        urls = {b: stack.enter_context(serve_in_thread(a)) for b, a in servers.items()}
+        for b in urls:
+            post(urls[b], 0)  # warm-up
+        for _ in range(int(os.environ.get("ROUNDS", "2"))):
+            for mode, b, n_clients in (("one-at-a-time", 8, 1), ("16 clients, batch 1", 1, clients),
+                                       ("16 clients, batch 8", 8, clients)):  # fmt: skip
+                n = clients * per_client
+                t0 = time.perf_counter()
+                if n_clients == 1:
+                    for i in range(n):
+                        post(urls[b], i)
+                else:
+                    with ThreadPoolExecutor(n_clients) as pool:
+                        list(pool.map(lambda i, u=urls[b]: post(u, i), range(n)))
+                rates.setdefault(mode, []).append(n / (time.perf_counter() - t0))
+                print(mode, round(rates[mode][-1], 2), "req/s", flush=True)
+    batches = servers[8].state.studio.models
+    sizes = [s for m in batches.values() for s in getattr(m.translator.backend, "batches", [])]
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    base = med["one-at-a-time"]
+    print(json.dumps({"model": model, "threads": threads, "cpu": os.cpu_count(), "requests_per_s": med,
+                      "vs_one_at_a_time": {k: round(v / base, 2) for k, v in med.items()},
+                      "mean_batch": round(statistics.mean(sizes), 2) if sizes else None}))  # fmt: skip
+    sys.exit(0)
+
 app = create_app(list(runs.values()), data, tmp / "r.sqlite", threads=threads)
 res = {}
 with serve_in_thread(app) as url, sync_playwright() as p:

@@ -182,3 +182,36 @@ def test_batched_generator_inputs_equal_one_by_one():
     for i, (inputs, _) in enumerate(parts):
         one = t.backend(inputs)
         assert float((batched[-1][i : i + 1] - one[-1]).abs().max()) <= 1e-5
+
+
+@pytest.mark.slow
+def test_cli_translate_says_which_runtime_ran(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    from PIL import Image
+
+    from pixtrans.checkpoints import save_checkpoint
+    from pixtrans.cli import main
+
+    cfg = config_from_dict(TINY["msg_unet"])
+    ck = save_checkpoint(tmp_path / "run", 1, cfg, build_model(cfg).checkpoint_state(), {"class_names": []})
+    Image.fromarray(np.kron(np.arange(16).reshape(4, 4) % 6, np.ones((8, 8))).astype(np.uint8)).save(tmp_path / "a.png")
+    args = ["translate", str(ck), str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--all-scales"]
+    assert main([*args, "--runtime", "onnxruntime"]) == 0
+    err = capsys.readouterr().err
+    assert "runtime: onnxruntime fp32 (verified vs torch fp32: max abs" in err
+    assert len(list((tmp_path / "o").glob("a_scale*.png"))) == 3
+    assert main([*args, "--runtime", "onnxruntime", "--precision", "bf16"]) == 2
+    assert "onnxruntime runs fp32" in capsys.readouterr().err  # one line, no traceback
+
+
+@pytest.mark.slow
+def test_cli_bench_runtime_all_json(capsys):
+    from pixtrans.cli import main
+
+    assert main(["bench", "unet_256", "--set", "model.ngf=8", "--runtime", "all", "--runs", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    got = {(r["runtime"], r["precision"]): r for r in rows}
+    assert got[("torch", "fp32")]["speedup"] == 1.0 and got[("torch", "fp32")]["max_abs"] == 0.0
+    for r in rows:
+        assert "error" in r or (r["latency_s"] > 0 and "speedup" in r and "psnr" in r and "peak_mem_mb" in r)
