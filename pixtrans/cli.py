@@ -40,6 +40,7 @@ EXTRAS = {
     "onnx": "export",
     "onnxruntime": "export",
     "onnxscript": "export",
+    "openvino": "fast",
     "sklearn": "features",
     "tensorboard": "tensorboard",
 }

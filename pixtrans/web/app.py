@@ -253,6 +253,9 @@ def cmd_serve(a) -> None:
         precision=a.precision,
         batch=a.batch,
     )
+    for m in app.state.studio.models.values():
+        info = m.translator.runtime_info
+        print(f"{m.id}: runtime {info['runtime']} {info['precision']}" + (" (auto)" if info.get("auto") else ""))
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {a.host}: anyone who can reach this address can use the studio")
     n = len(app.state.studio.models)
