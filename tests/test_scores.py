@@ -152,7 +152,7 @@ def test_inception_wrong_file_says_which_keys(tmp_path):
 
 # ------------------------------------------------------------------------------------------ LPIPS
 @pytest.mark.slow
-@pytest.mark.parametrize("net", ["alex", "vgg"])
+@pytest.mark.parametrize("net", ["alex", "vgg", "squeeze"])
 def test_lpips_with_random_backbone_and_shipped_heads(tmp_path, no_weights, monkeypatch, net):
     bb = lp.save_random_backbone(tmp_path / lp.NETS[net]["file"], net)
     monkeypatch.setenv(lp.NETS[net]["env"], str(bb))

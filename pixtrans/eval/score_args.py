@@ -17,8 +17,8 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kid", action="store_true", help="KID over the set (same Inception features as --fid)")
     g.add_argument("--inception", default="", metavar="FILE", help="pt_inception-2015-12-05-6726825d.pth")
     g.add_argument("--lpips", action="store_true", help="LPIPS per image (backbone: PIXTRANS_ALEXNET / _VGG16)")
-    g.add_argument("--lpips-net", choices=["alex", "vgg"], default="alex")
-    g.add_argument("--lpips-backbone", default="", metavar="FILE", help="torchvision alexnet/vgg16 .pth")
+    g.add_argument("--lpips-net", choices=["alex", "vgg", "squeeze"], default="alex")
+    g.add_argument("--lpips-backbone", default="", metavar="FILE", help="torchvision alexnet/vgg16/squeezenet1_1 .pth")
     g.add_argument("--lpips-heads", default="", metavar="FILE", help="lpips v0.1 heads (default: torchmetrics' copy)")
     g.add_argument("--segmenter", default="", metavar="FILE", help="ONNX or TorchScript segmenter: mIoU, pixel acc")
     g.add_argument(

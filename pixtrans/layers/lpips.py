@@ -1,11 +1,13 @@
-"""LPIPS (Zhang et al. 2018, v0.1): an AlexNet or VGG16 backbone (torchvision key layout) plus learned linear heads.
+"""LPIPS (Zhang et al. 2018, v0.1): an AlexNet, VGG16 or SqueezeNet 1.1 backbone (torchvision key layout) plus
+learned linear heads.
 
 Two weight files, neither downloaded behind the user's back:
 
-- the **backbone**: torchvision's ImageNet ``alexnet-owt-7be5be79.pth`` or ``vgg16-397923af.pth`` (only the
-  ``features.*`` tensors are read), from the ``backbone`` argument, ``PIXTRANS_ALEXNET`` / ``PIXTRANS_VGG16`` or the
+- the **backbone**: torchvision's ImageNet ``alexnet-owt-7be5be79.pth``, ``vgg16-397923af.pth`` or
+  ``squeezenet1_1-b8a52dc0.pth`` (only the ``features.*`` tensors are read), from the ``backbone`` argument,
+  ``PIXTRANS_ALEXNET`` / ``PIXTRANS_VGG16`` / ``PIXTRANS_SQUEEZENET`` or the
   torch hub cache (``<hub dir>/checkpoints/``);
-- the **heads**: the ``lpips`` package's ``weights/v0.1/{alex,vgg}.pth`` (keys ``lin0.model.1.weight`` ...,
+- the **heads**: the ``lpips`` package's ``weights/v0.1/{alex,vgg,squeeze}.pth`` (keys ``lin0.model.1.weight`` ...,
   shapes (1, C, 1, 1)), from the ``heads`` argument, ``PIXTRANS_LPIPS_HEADS``, an installed ``lpips`` package or
   the copy torchmetrics ships (``torchmetrics/functional/image/lpips_models/``); neither package is imported.
 
@@ -23,13 +25,18 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..errors import CheckpointError, WeightsMissingError
 
-# name -> (torchvision features config, ReLU indices tapped, head channels, weight file, URL, env var)
+# torchvision ``features`` configurations; NETS: per backbone the indices of ``features`` tapped (a ReLU or a Fire
+# block), the head channels, the torchvision weight file, its URL and the environment variable naming it.
 _ALEX = (("C", 3, 64, 11, 4, 2), "R", "M", ("C", 64, 192, 5, 1, 2), "R", "M", ("C", 192, 384, 3, 1, 1), "R",
          ("C", 384, 256, 3, 1, 1), "R", ("C", 256, 256, 3, 1, 1), "R", "M")  # fmt: skip
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+# SqueezeNet 1.1 after its first conv + ReLU: "M" = 3x3/2 max-pool (ceil mode), (cin, squeeze, expand) = Fire block
+_SQUEEZE = ("M", (64, 16, 64), (128, 16, 64), "M", (128, 32, 128), (256, 32, 128), "M", (256, 48, 192),
+            (384, 48, 192), (384, 64, 256), (512, 64, 256))  # fmt: skip
 NETS = {
     "alex": {
         "taps": (1, 4, 7, 9, 11),
@@ -45,14 +52,41 @@ NETS = {
         "url": "https://download.pytorch.org/models/vgg16-397923af.pth",
         "env": "PIXTRANS_VGG16",
     },
+    "squeeze": {
+        "taps": (1, 4, 7, 9, 10, 11, 12),
+        "channels": (64, 128, 256, 384, 384, 512, 512),
+        "file": "squeezenet1_1-b8a52dc0.pth",
+        "url": "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
+        "env": "PIXTRANS_SQUEEZENET",
+    },
 }
 HEADS_ENV = "PIXTRANS_LPIPS_HEADS"
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 
 
+class Fire(nn.Module):
+    """SqueezeNet's Fire block (keys ``squeeze``, ``expand1x1``, ``expand3x3``): 1x1 squeeze, then 1x1 and 3x3
+    expands side by side, each followed by a ReLU."""
+
+    def __init__(self, cin: int, squeeze: int, expand: int):
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.squeeze(x))
+        return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], 1)
+
+
 def _features(net: str) -> nn.Sequential:
     layers: list[nn.Module] = []
+    if net == "squeeze":
+        layers += [nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(inplace=False)]
+        for item in _SQUEEZE:
+            layers.append(nn.MaxPool2d(3, 2, ceil_mode=True) if item == "M" else Fire(*item))
+        return nn.Sequential(*layers)
     if net == "alex":
         for item in _ALEX:
             if item == "R":
@@ -128,7 +162,7 @@ def _missing_message(problem: str, net: str) -> str:
 
 def _heads_message(problem: str, net: str) -> str:
     return (
-        f"{problem} LPIPS needs the v0.1 linear heads ({net}.pth, 6-8 kB). They ship inside torchmetrics "
+        f"{problem} LPIPS needs the v0.1 linear heads ({net}.pth, 6-11 kB). They ship inside torchmetrics "
         f"(functional/image/lpips_models/) and the lpips package (weights/v0.1/); set {HEADS_ENV}=/path/to/{net}.pth "
         f"or a folder holding it"
     )
