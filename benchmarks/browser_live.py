@@ -1,12 +1,13 @@
 """Live drawing in headless Chromium (Debian's, via Playwright) against `pixtrans serve` on this CPU: updates per
-second while a scripted stroke is drawn (pointer moves at ~60 Hz for STROKE_S seconds) and the time from the last
-stroke (pointer up) to the image that shows it, on the in-page path (ONNX Runtime Web, WASM SIMD + threads) and the
+second while a scripted stroke is drawn (pointer moves at ~60 Hz for STROKE_S seconds; the share of them at full
+resolution, the rest at 1/2 or 1/4, see livedraw.js) and the time from the last stroke (pointer up) to the
+full-resolution image that shows it, on the in-page path (ONNX Runtime Web, WASM SIMD + threads) and the
 server path, interleaved A/B per repetition in one process. Canvas 256x256 (the model's crop).
 
 Models: the studio's default (what `pixtrans demo` trains: pix2pix U-Net, ngf 32, 6 downsamplings) and narrower
 variants (ngf 16, 8) as "sized for live use"; weights freshly initialised (speed does not depend on training).
 
-    .venv/bin/python benchmarks/browser_live.py            # REPS=3 STROKE_S=3 NGF=32,16,8 THREADS=2
+    .venv/bin/python benchmarks/browser_live.py            # REPS=2 STROKE_S=3 NGF=32,8 THREADS=2
 """
 
 import json
@@ -25,9 +26,9 @@ from pixtrans.data.synth import generate
 from pixtrans.web.app import create_app
 from pixtrans.web.headless import launch_chromium, serve_in_thread
 
-REPS = int(os.environ.get("REPS", "3"))
+REPS = int(os.environ.get("REPS", "2"))
 STROKE_S = float(os.environ.get("STROKE_S", "3"))
-NGFS = [int(v) for v in os.environ.get("NGF", "32,16,8").split(",")]
+NGFS = [int(v) for v in os.environ.get("NGF", "32,8").split(",")]
 THREADS = int(os.environ.get("THREADS", "2"))
 SIZE = 256
 OUT = Path(os.environ.get("PIXTRANS_ARTIFACTS") or "artifacts") / "web_live"
@@ -51,10 +52,11 @@ def stroke(page, y0: float, y1: float) -> dict:
     page.mouse.up()
     page.wait_for_function("() => liveStats.shownSeq === liveStats.editSeq && !document.hidden", timeout=60_000)
     s = page.evaluate("() => ({editAt: liveStats.editAt, shownAt: liveStats.shownAt, path: liveStats.path, "
-                      "history: liveStats.history})")  # fmt: skip
-    during = [t for t in s["history"] if t_start <= t <= t_end]
+                      "history: liveStats.history, scales: liveStats.scales})")  # fmt: skip
+    during = [k for k, t in zip(s["scales"], s["history"]) if t_start <= t <= t_end]
+    full = sum(k == 1 for k in during) / max(1, len(during))
     return {"fps": len(during) / ((t_end - t_start) / 1000), "latency_ms": s["shownAt"] - s["editAt"],
-            "path": s["path"], "moves": n}  # fmt: skip
+            "path": s["path"], "moves": n, "full_res_share": full}  # fmt: skip
 
 
 def main() -> None:
@@ -103,6 +105,8 @@ def main() -> None:
                 "in_page_ready_s": round(ready_s, 1),
             }
             for path, v in rows.items():
+                share = statistics.median(r["full_res_share"] for r in v)
+                results[f"pix2pix unet ngf{ngf}"][f"{path}_full_res_share"] = round(share, 2)
                 results[f"pix2pix unet ngf{ngf}"][f"{path}_fps"] = round(statistics.median(r["fps"] for r in v), 2)
                 results[f"pix2pix unet ngf{ngf}"][f"{path}_latency_ms"] = round(
                     statistics.median(r["latency_ms"] for r in v)

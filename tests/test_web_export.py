@@ -127,3 +127,14 @@ def test_runtime_install_without_npm_is_a_note(tmp_path, monkeypatch):
     said = []
     assert ort_runtime.install(folder=tmp_path / "ort", log=said.append) is False
     assert "npm not found" in said[0] and "server" in said[0]
+
+
+def test_studio_says_why_a_model_runs_on_the_server_only(p2p_run, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from pixtrans.web.app import create_app
+
+    monkeypatch.setattr(ort_runtime, "installed", lambda folder=None: None)
+    with TestClient(create_app([p2p_run], None, tmp_path / "r.sqlite")) as c:
+        info = c.get("/api/models/p2p/web").json()
+    assert info["available"] is False and info["runtime"] is None and "make install" in info["why"]

@@ -1,6 +1,8 @@
 // Live drawing: the Draw tab's first model translates continuously while the user paints. In the page (ONNX Runtime
 // Web, live.js) when the server has exported the model for the browser and the runtime is installed, else on the
 // server (POST api/translate?live=1); one update in flight at a time, so the rate follows what the path achieves.
+// While the pointer is down an update that takes longer than BUDGET_MS switches to 1/2 (then 1/4) resolution, scaled
+// up for display; the update after the stroke ends is always at full resolution.
 // The badge #live-path says which path ran (data-path="page" | "server"); window.liveStats is read by the benchmark.
 
 import { $ } from "./dom.js";
@@ -10,11 +12,30 @@ import { Draw } from "./draw.js";
 import { LiveModel } from "./live.js";
 
 const stats = { updates: 0, page: 0, server: 0, editSeq: 0, editAt: 0, shownSeq: -1, shownAt: 0, path: "", ms: 0,
-  history: [], why: "" };
+  history: [], scales: [], scale: 1, why: "" };
 window.liveStats = stats;
+
+const BUDGET_MS = 150; // while the pointer is down, drop to 1/2 or 1/4 resolution when an update takes longer
+
+// Every s-th pixel of a w x h map (nearest downsampling) -> [ids, w', h'].
+function subsample(arr, w, h, s) {
+  if (s === 1) return [arr, w, h];
+  const W = Math.ceil(w / s), H = Math.ceil(h / s), out = new Int32Array(W * H);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = arr[y * s * w + x * s];
+  return [out, W, H];
+}
 
 export const LiveDraw = {
   inFlight: false, pending: false, model: null, engines: {}, // model id -> LiveModel | {why} | Promise
+  msAt: {}, // "path:scale" -> recent update time (ms)
+
+  // Full resolution unless drawing and the full-resolution updates on this path take longer than BUDGET_MS.
+  scale(path) {
+    if (!Draw.drawing) return 1;
+    let s = 1;
+    while (s < 4 && (this.msAt[`${path}:${s}`] || 0) > BUDGET_MS) s *= 2;
+    return s;
+  },
 
   on() { return $("#live").checked && !!Draw.model; },
 
@@ -59,7 +80,8 @@ export const LiveDraw = {
     if (ms !== null) {
       const recent = stats.history.slice(-10), span = recent.length > 1 ? recent.at(-1) - recent[0] : 0;
       const fps = span > 0 ? (recent.length - 1) * 1000 / span : 0;
-      $("#live-meta").textContent = `${Math.round(ms)} ms${fps ? ` · ${fps.toFixed(1)} updates/s` : ""}`
+      const res = stats.scale > 1 ? ` · 1/${stats.scale} resolution while drawing` : "";
+      $("#live-meta").textContent = `${Math.round(ms)} ms${fps ? ` · ${fps.toFixed(1)} updates/s` : ""}${res}`
         + (path === "server" && why ? ` · ${why}` : "");
     }
   },
@@ -77,14 +99,16 @@ export const LiveDraw = {
   },
 
   async update() {
-    const m = Draw.model, seq = stats.editSeq, w = Draw.w, h = Draw.h;
-    const label = Draw.label.slice(), inst = Draw.inst.slice();
-    let path = "server", image = null, ms = 0;
+    const m = Draw.model, seq = stats.editSeq, e = this.engine(m);
+    let path = e && e.runSize(Draw.w, Draw.h) ? "page" : "server", image = null, ms = 0;
+    const s = this.scale(path);
+    const [label, w, h] = subsample(Draw.label.slice(), Draw.w, Draw.h, s);
+    const [inst] = subsample(Draw.inst.slice(), Draw.w, Draw.h, s);
     try {
-      const e = this.engine(m);
-      const r = e ? await e.run(label, m.no_instance ? null : inst, w, h) : null;
-      if (r) { path = "page"; image = r.image; ms = r.ms; }
+      const r = path === "page" ? await e.run(label, m.no_instance ? null : inst, w, h) : null;
+      if (r) { image = r.image; ms = r.ms; }
       else {
+        path = "server";
         const t0 = performance.now();
         const body = { label: idsToJson(label, w, h), models: [m.id], styles: stylesFor([m]), fit: "full" };
         if (!m.no_instance) body.inst = idsToJson(inst, w, h);
@@ -94,10 +118,13 @@ export const LiveDraw = {
         const img = new Image(); img.src = out.image; await img.decode();
         image = img; ms = performance.now() - t0;
       }
-      this.draw(image, w, h);
-      stats.updates++; stats[path]++; stats.path = path; stats.ms = ms;
+      this.draw(image, Draw.w, Draw.h);
+      const key = `${path}:${s}`;
+      this.msAt[key] = this.msAt[key] ? 0.5 * this.msAt[key] + 0.5 * ms : ms;
+      stats.updates++; stats[path]++; stats.path = path; stats.ms = ms; stats.scale = s;
       stats.shownSeq = seq; stats.shownAt = performance.now();
-      stats.history.push(stats.shownAt); if (stats.history.length > 200) stats.history.shift();
+      stats.history.push(stats.shownAt); stats.scales.push(s);
+      if (stats.history.length > 400) { stats.history.shift(); stats.scales.shift(); }
       this.badge(path, ms);
     } catch (err) {
       stats.why = err.message;
@@ -107,11 +134,19 @@ export const LiveDraw = {
     if (this.pending) { this.pending = false; this.kick(); }
   },
 
-  draw(image, w, h) {
+  draw(image, w, h) { // at the canvas size w x h (a reduced-resolution update is scaled up)
     const cv = $("#live-canvas");
     if (cv.width !== w || cv.height !== h) { cv.width = w; cv.height = h; }
     const ctx = cv.getContext("2d");
-    if (image instanceof ImageData) ctx.putImageData(image, 0, 0); else ctx.drawImage(image, 0, 0, w, h);
+    if (image instanceof ImageData && image.width === w && image.height === h) ctx.putImageData(image, 0, 0);
+    else {
+      let src = image;
+      if (image instanceof ImageData) {
+        src = new OffscreenCanvas(image.width, image.height);
+        src.getContext("2d").putImageData(image, 0, 0);
+      }
+      ctx.drawImage(src, 0, 0, w, h);
+    }
     const disp = $("#draw-canvas").style;
     cv.style.width = disp.width; cv.style.height = disp.height;
   },
