@@ -5,7 +5,7 @@ the whole training module and reading every tensor (what loading did before the 
 
 Makes a checkpoint of the preset with random weights (and an EMA copy of G, as training with ``train.ema`` writes)
 in a temporary folder, then alternates the two ways in fresh processes (A B A B ...); prints the median wall time
-and peak RSS (``ru_maxrss``) of each, and one JSON line.
+and peak RSS (``VmHWM``) of each, and one JSON line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 CHILD = r"""
-import resource, sys, time
+import sys, time
 t0 = time.perf_counter()
 import torch
 from pixtrans.checkpoints import load_checkpoint_files
@@ -36,7 +36,9 @@ else:
     t = pixtrans.load(sys.argv[2], device="cpu")
     n = sum(p.numel() for p in t.model.parameters())
 t2 = time.perf_counter()
-print(t2 - t1, t1 - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n)
+# VmHWM: this process's own peak (ru_maxrss keeps the parent's peak across fork + exec on Linux)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+print(t2 - t1, t1 - t0, hwm, n)
 """
 
 
