@@ -392,3 +392,10 @@ def test_coco_samples(shared_data):
     assert ((ids < 182) | (ids == 255)).all()
     with pytest.raises(DataError, match="contain_dontcare"):
         build_dataset(c.model_copy(update={"contain_dontcare": False}), "train", True).validate()
+
+
+def test_sizes_follow_data_larger_than_the_default_load_size(tmp_path):
+    _save(np.concatenate([_photo(300, 320), _photo(300, 320)], 1), tmp_path / "train" / "x.png")
+    c = DataConfig(root=str(tmp_path), layout="aligned", label_nc=0)
+    assert build_dataset(c, "train", True)[0]["input"].shape == (3, 300, 300)
+    assert (c.load_size, c.crop_size) == (300, 300)

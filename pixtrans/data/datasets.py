@@ -585,10 +585,16 @@ def follow_data_sizes(cfg, ds: PairedDataset) -> bool:
         return False
     h, w = next(iter(maps.values())).shape[:2]
     side = T.snap(w if cfg.preprocess.startswith("scale_width") else min(w, h))
-    if "crop_size" in unset:
-        cfg.crop_size = min(side, cfg.load_size) if "load_size" not in unset else side
-    if "load_size" in unset:
-        cfg.load_size = max(side, cfg.crop_size)
+    crop = cfg.crop_size if "crop_size" not in unset else side if "load_size" in unset else min(side, cfg.load_size)
+    load = cfg.load_size if "load_size" not in unset else max(side, crop)
+    # assigned one at a time (each assignment is validated: crop <= load must hold after each)
+    for key, value in (
+        (("load_size", load), ("crop_size", crop))
+        if crop > cfg.load_size
+        else (("crop_size", crop), ("load_size", load))
+    ):
+        if key in unset:
+            setattr(cfg, key, value)
     return True
 
 
