@@ -153,3 +153,20 @@ def test_bar_chart_without_pyplot(tmp_path):
     bar_chart(models, ["psnr"], ["fid"], tmp_path / "m.png")
     assert np.asarray(Image.open(tmp_path / "m.png")).std() > 0
     assert ("matplotlib.pyplot" in sys.modules) == before and matplotlib.get_backend()
+
+
+@pytest.mark.slow
+def test_compare_with_set_level_scores(tmp_path, synth_root):
+    from test_scores import MeanColour
+
+    from pixtrans.eval.compare import run_compare
+    from pixtrans.eval.scores import ScoreOptions
+
+    run = make_run(tmp_path / "p", "pix2pix_synth.yaml", [f"data.root={synth_root}", *TINY, "model.num_downs=5"])
+    opts = ScoreOptions(fid=True, kid=True, extractor=MeanColour())
+    page = run_compare([run], synth_root, tmp_path / "r", scores=opts, progress=False).read_text()
+    summary = json.loads((tmp_path / "r" / "compare.json").read_text())
+    m = summary["models"][0]["metrics"]
+    assert m["fid"] >= 0 and m["kid_std"] is not None and m["weights"]["inception"].startswith("custom extractor")
+    assert summary["protocol"]["fid"]["aggregate"].startswith("whole set")
+    assert ">fid ↓</th>" in page and ">kid ↓</th>" in page and "± " in page

@@ -140,6 +140,7 @@ def test_fid_inception_layout_round_trip_and_identical_sets(inception_file, no_w
     same.add_features(fa, fa)
     diff = DistributionScores(fid=True, kid=False, extractor=net)
     diff.add_features(fb, fa)
+    assert net.source == str(hub / inc.INCEPTION_FILES[0])
     assert same.compute()["fid"] == pytest.approx(0, abs=1e-3)
     assert diff.compute()["fid"] > 1e-2
 

@@ -158,6 +158,12 @@ def run_compare(
     labels = _unique(list(names) if names else [f.name for f in folders])
     if len(labels) != len(runs):
         raise PixtransError(f"--names gives {len(labels)} names for {len(runs)} runs")
+    if scores is not None and (scores.fid or scores.kid) and scores.extractor is None:
+        from dataclasses import replace
+
+        from ..layers.inception import load_fid_inception
+
+        scores = replace(scores, extractor=load_fid_inception(scores.inception_weights))  # loaded once for all runs
     dbs = list(ratings) if ratings else [f / "ratings.sqlite" for f in folders]
     rating_rows = read_ratings(dbs)
     models = []

@@ -410,7 +410,8 @@ class SetScorer:
         if self.dist is not None:
             out.update(self.dist.compute())
             if self.opts.extractor is not None:
-                weights["inception"] = f"custom extractor {type(self.opts.extractor).__name__}"
+                src = getattr(self.opts.extractor, "source", None)
+                weights["inception"] = str(src) if src else f"custom extractor {type(self.opts.extractor).__name__}"
             else:
                 from ..layers.inception import find_fid_inception_weights
 

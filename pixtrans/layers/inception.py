@@ -296,6 +296,7 @@ def load_fid_inception(weights: str | os.PathLike | None = None) -> FIDInception
         if buf.is_meta:  # num_batches_tracked: unused in eval mode
             owner, attr = name.rsplit(".", 1)
             setattr(model.get_submodule(owner), attr, torch.zeros((), dtype=torch.long))
+    model.source = source
     return model.eval().requires_grad_(False)
 
 
