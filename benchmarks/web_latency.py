@@ -58,6 +58,11 @@ if sys.argv[1:] == ["throughput"]:
 
     import contextlib
 
+    def batch_sizes() -> list[int]:
+        return [s for m in servers[8].state.studio.models.values() for s in m.translator.backend.batches]
+
+    sizes: list[int] = []
+
     with contextlib.ExitStack() as stack:
         urls = {b: stack.enter_context(serve_in_thread(a)) for b, a in servers.items()}
         for b in urls:
@@ -66,6 +71,7 @@ if sys.argv[1:] == ["throughput"]:
             for mode, b, n_clients in (("one-at-a-time", 8, 1), ("16 clients, batch 1", 1, clients),
                                        ("16 clients, batch 8", 8, clients)):  # fmt: skip
                 n = clients * per_client
+                seen = len(batch_sizes())
                 t0 = time.perf_counter()
                 if n_clients == 1:
                     for i in range(n):
@@ -74,14 +80,14 @@ if sys.argv[1:] == ["throughput"]:
                     with ThreadPoolExecutor(n_clients) as pool:
                         list(pool.map(lambda i, u=urls[b]: post(u, i), range(n)))
                 rates.setdefault(mode, []).append(n / (time.perf_counter() - t0))
+                if mode.endswith("batch 8"):
+                    sizes.extend(batch_sizes()[seen:])
                 print(mode, round(rates[mode][-1], 2), "req/s", flush=True)
-    batches = servers[8].state.studio.models
-    sizes = [s for m in batches.values() for s in getattr(m.translator.backend, "batches", [])]
     med = {k: statistics.median(v) for k, v in rates.items()}
     base = med["one-at-a-time"]
     print(json.dumps({"model": model, "threads": threads, "cpu": os.cpu_count(), "requests_per_s": med,
                       "vs_one_at_a_time": {k: round(v / base, 2) for k, v in med.items()},
-                      "mean_batch": round(statistics.mean(sizes), 2) if sizes else None}))  # fmt: skip
+                      "mean_batch_16_clients": round(statistics.mean(sizes), 2) if sizes else None}))  # fmt: skip
     sys.exit(0)
 
 app = create_app(list(runs.values()), data, tmp / "r.sqlite", threads=threads)
