@@ -170,3 +170,26 @@ def test_compare_with_set_level_scores(tmp_path, synth_root):
     assert m["fid"] >= 0 and m["kid_std"] is not None and m["weights"]["inception"].startswith("custom extractor")
     assert summary["protocol"]["fid"]["aggregate"].startswith("whole set")
     assert ">fid ↓</th>" in page and ">kid ↓</th>" in page and "± " in page
+
+
+@pytest.mark.parametrize(
+    ("more_runs", "opts"),
+    [
+        (["{tmp}/missing_run"], []),
+        ([], ["--segmenter", "{tmp}/none.onnx"]),
+        ([], ["--lpips", "--lpips-backbone", "{tmp}/none.pth"]),
+        ([], ["--ratings", "{tmp}/afile"]),
+        ([], ["--names", "a,b"]),
+    ],
+)
+def test_compare_mistakes_are_one_line(more_runs, opts, tmp_path, synth_root, capsys):
+    from pixtrans.cli import main
+
+    (tmp_path / "afile").write_text("not sqlite")
+    run = make_run(tmp_path / "p", "pix2pix_synth.yaml", [f"data.root={synth_root}", *TINY, "model.num_downs=5"])
+    runs = [str(run)] + [a.format(tmp=tmp_path) for a in more_runs]
+    opts = [a.format(tmp=tmp_path) for a in opts]
+    assert main(["compare", *runs, "--data", str(synth_root), "--out", str(tmp_path / "r"), *opts]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and not ln.startswith("runtime:")]
+    assert len(lines) == 1 and lines[0].startswith("pixtrans: error: "), lines
+    assert not (tmp_path / "r").exists()

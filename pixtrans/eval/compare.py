@@ -151,8 +151,7 @@ def run_compare(
 
     if not runs:
         raise PixtransError("compare needs at least one run or checkpoint folder")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # made once every checkpoint, weight file and database is found: a failed start leaves none
     translators = [load(r, device=device) for r in runs]  # every checkpoint is checked before the long part
     folders = [_run_folder(Path(t.path)) for t in translators]
     labels = _unique(list(names) if names else [f.name for f in folders])
