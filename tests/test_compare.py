@@ -3,6 +3,7 @@ report over two runs of different families and sizes (table, chart, grid, compar
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -104,13 +105,19 @@ def test_compare_report_across_families_and_sizes(compare_report):
     # the CIs are the bootstrap of each run's per-image values
     for name, m in models.items():
         with open(out / "models" / name / "per_image.csv") as f:
-            import csv
-
             psnr = [float(r["psnr"]) for r in csv.DictReader(f)]
         mean, lo, hi, n = bootstrap_ci(psnr)
         assert m["ci95"]["psnr"] == {"mean": mean, "low": lo, "high": hi, "n": n} and n == 4
         assert lo <= mean <= hi
     assert models["hd32"]["ci95"]["vif"]["n"] == 0  # 32 px is below VIF's 41 px minimum: left out, noted
+    # paired difference to the first model: the bootstrap of per-image differences over the same images
+    per = {}
+    for name in models:
+        with open(out / "models" / name / "per_image.csv") as f:
+            per[name] = {r["name"]: float(r["ssim"]) for r in csv.DictReader(f)}
+    d = [per["hd32"][n] - per["p2p"][n] for n in per["hd32"]]
+    assert models["hd32"]["diff_vs_first"]["ssim"] == dict(zip(("mean", "low", "high", "n"), bootstrap_ci(d)))
+    assert models["p2p"]["diff_vs_first"] == {}
     # ratings merged for the rated run only
     r = models["p2p"]["ratings"]
     assert r["n"] == 3 and r["translation_mean"] == 5 and r["translation_std"] == pytest.approx(2.0)
@@ -118,7 +125,7 @@ def test_compare_report_across_families_and_sizes(compare_report):
     assert summary["protocol"]["psnr"]["aggregate"] == "mean of per-image values"
     # the page: metric table, chart, grid with input | each model | target for every test image
     page = (out / "index.html").read_text()
-    assert "5.00 ± 2.00" in page and "rating: translation" in page
+    assert "5.00 ± 2.00" in page and "rating: translation" in page and "Δ vs p2p: " in page
     assert re.search(r"\[\d[\d.]*, \d[\d.]*\] <?", page) or "[" in page
     with Image.open(out / "metrics.png") as im:
         assert im.format == "PNG" and im.width > 300

@@ -201,11 +201,19 @@ def _size_text(sub: Path, per: list[dict]) -> str:
 
 # ---------------------------------------------------------------------------- report
 def summarise(models: list[dict], n_boot: int = 1000) -> tuple[list[str], list[str]]:
-    """Add ``ci`` (metric -> mean, low, high, n) to each model; returns (per-image metrics, set metrics) present."""
+    """Add ``ci`` (metric -> mean, low, high, n) to each model and, to every model after the first, ``diff``: the
+    paired difference to the first model over the images both scored (per-image differences resampled, so the
+    interval excludes what the images share). Returns (per-image metrics, set metrics) present."""
     per_keys = [k for k in PER_IMAGE if any(k in r for m in models for r in m["per_image"])]
     set_keys = [k for k in SET_LEVEL if any(m["metrics"].get(k) is not None for m in models)]
     for m in models:
         m["ci"] = {k: bootstrap_ci([r[k] for r in m["per_image"] if k in r], n_boot=n_boot) for k in per_keys}
+    ref = {r["name"]: r for r in models[0]["per_image"]} if models else {}
+    for m in models[1:]:
+        m["diff"] = {}
+        for k in per_keys:
+            d = [r[k] - ref[r["name"]][k] for r in m["per_image"] if k in r and k in ref.get(r["name"], {})]
+            m["diff"][k] = bootstrap_ci(d, n_boot=n_boot)
     return per_keys, set_keys
 
 
@@ -335,7 +343,8 @@ def write_compare_report(
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{len(models)} models on <code>{html.escape(data)}</code>; "
         f"{datetime.now(UTC).isoformat(timespec='seconds')}. 95% confidence intervals: percentile bootstrap over "
-        f"the test images ({n_boot} resamples, seed 0). Each model is tested at its own preprocessing size.</p>",
+        f"the test images ({n_boot} resamples, seed 0); Δ: paired difference to the first model over the same images. "
+        "Each model is tested at its own preprocessing size.</p>",
         "<h2>Metrics</h2>",
         '<table class="sortable" id="metrics"><thead><tr>',
     ]
@@ -362,7 +371,12 @@ def write_compare_report(
             ci = f"[{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(lo) else "[–]"
             v = _num(mean)
             key = f' data-v="{v!r}"' if math.isfinite(v) else ""
-            cells.append(f'<td class="num"{key}>{_fmt(mean)} <span class="ci">{ci} n={n}</span></td>')
+            diff = ""
+            if m.get("diff") and m["diff"][k][3]:
+                d, dlo, dhi, _ = m["diff"][k]
+                dci = f" [{dlo:+.3g}, {dhi:+.3g}]" if math.isfinite(dlo) else ""
+                diff = f'<br><span class="ci">Δ vs {html.escape(models[0]["name"])}: {d:+.3g}{dci}</span>'
+            cells.append(f'<td class="num"{key}>{_fmt(mean)} <span class="ci">{ci} n={n}</span>{diff}</td>')
         for k in set_keys:
             v = _num(m["metrics"].get(k))
             extra = (
@@ -414,6 +428,7 @@ def write_compare_report(
             {k: m.get(k) for k in ("name", "family", "checkpoint", "params", "size", "ratings")}
             | {"metrics": {k: v for k, v in m["metrics"].items() if k != "protocol"}}
             | {"ci95": {k: dict(zip(("mean", "low", "high", "n"), m["ci"][k])) for k in per_keys}}
+            | {"diff_vs_first": {k: dict(zip(("mean", "low", "high", "n"), v)) for k, v in m.get("diff", {}).items()}}
             for m in models
         ],
         "protocol": {k: PROTOCOL[k] for k in [*per_keys, *set_keys] if k in PROTOCOL},
