@@ -157,6 +157,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return p
     if p.is_dir() and (p / "checkpoints").is_dir():
         candidates = checkpoint_candidates(p)
+        named = (p / LATEST).read_text().strip() if (p / LATEST).is_file() else ""
+        if named and named not in [c.name for c in candidates]:
+            print(f"pixtrans: warning: {p}: 'latest' names {named}, which is missing", file=sys.stderr)
         for ck in candidates:
             problem = _damage(ck)
             if problem is None:

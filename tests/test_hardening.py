@@ -344,6 +344,15 @@ def test_damaged_latest_weights_fall_back_to_the_newest_intact_checkpoint(tiny_r
             pixtrans.load(bad.parent)
 
 
+def test_latest_naming_a_missing_checkpoint_or_missing_falls_back(tiny_run, tmp_path, capsys):
+    run = _copy(tiny_run, tmp_path / "run")
+    shutil.rmtree(run / "checkpoints" / "step_0000004")
+    assert resolve_checkpoint(run).name == "step_0000002"
+    assert "'latest' names step_0000004, which is missing" in capsys.readouterr().err
+    (run / "latest").unlink()  # killed between the folder rename and the pointer write
+    assert resolve_checkpoint(run).name == "step_0000002"
+
+
 @pytest.mark.slow
 def test_resume_falls_back_past_a_damaged_train_state(tiny_run, synth_root, tmp_path, capsys):
     run = _copy(tiny_run, tmp_path / "run")

@@ -290,10 +290,13 @@ class Trainer:
         return weights
 
     def _last_good(self) -> str:
+        """What to do after divergence, naming the last good checkpoint when there is one."""
+        fixes = "a lower train.lr, train.amp=off or train.grad_clip > 0"
         try:
-            return f"the last good checkpoint is {resolve_checkpoint(self.out)}"
+            ck = resolve_checkpoint(self.out)
         except CheckpointError:
-            return "no checkpoint was saved before this"
+            return f"no checkpoint was saved before this; start again with {fixes}"
+        return f"the last good checkpoint is {ck}: start a new run from it with --set train.init_from={ck} and {fixes}"
 
     def _check_state(self) -> None:
         """The divergence guard over weights and buffers: non-finite state stops training and is never saved."""
@@ -302,8 +305,7 @@ class Trainer:
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             raise PixtransError(
                 f"step {self.step}: training diverged: non-finite values in {', '.join(bad[:3])}{more} (not saved); "
-                f"{self._last_good()}. Lower train.lr, turn train.amp off or set train.grad_clip in a new run "
-                "(--set train.init_from=CHECKPOINT starts it from those weights)"
+                f"{self._last_good()}"
             )
 
     def save(self) -> Path | None:
@@ -467,11 +469,7 @@ class Trainer:
     def _check_finite(self, total: torch.Tensor, parts: dict) -> None:
         if not torch.isfinite(total):
             bad = [k for k, v in parts.items() if not torch.isfinite(v)]
-            raise PixtransError(
-                f"step {self.step}: loss became non-finite ({', '.join(bad)}); {self._last_good()}. Lower train.lr, "
-                "turn train.amp off or set train.grad_clip in a new run (--set train.init_from=CHECKPOINT starts it "
-                "from those weights)"
-            )
+            raise PixtransError(f"step {self.step}: loss became non-finite ({', '.join(bad)}); {self._last_good()}")
 
     def _on_signal(self, signum, frame) -> None:
         self._stop = True
