@@ -463,9 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     cr = sub.add_parser("config-reference", help="print the config reference (docs/CONFIG.md) from the config models")
     cr.set_defaults(fn=cmd_config_reference)
 
-    m = sub.add_parser("demo", help="synthetic data -> short CPU training -> test -> HTML report")
+    m = sub.add_parser("demo", help="synthetic data -> short CPU training (pix2pixHD + styles) -> one HTML report")
     m.add_argument("--out", default="demo")
-    m.add_argument("--steps", type=_at_least(1), default=1500)
+    m.add_argument("--steps", type=_at_least(1), default=800)
     m.add_argument("--size", type=_at_least(32), default=64)
     m.add_argument("--n", type=_at_least(1), default=64, help="training scenes")
     m.add_argument("--ngf", type=_at_least(1), default=32, help="generator/discriminator width")

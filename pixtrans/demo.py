@@ -44,7 +44,7 @@ def _overrides(data: Path, steps: int, size: int, ngf: int) -> list[str]:
 
 
 def run_demo(
-    out: str | Path = "demo", steps: int = 1200, size: int = 64, n: int = 64, config: str = "", ngf: int = 32
+    out: str | Path = "demo", steps: int = 800, size: int = 64, n: int = 64, config: str = "", ngf: int = 32
 ) -> dict:
     """Generate data, train, test the untrained and the trained model and write the report into ``out``; returns
     the summary (metrics of both, the report's path, how to serve the model)."""
