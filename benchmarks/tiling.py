@@ -7,7 +7,7 @@
 ``--size``, with its instance map) whole and with ``--tile``; prints PSNR and max abs difference of the float outputs
 (use trained checkpoints: random weights saturate). ``rss``: a fresh process per mode builds the preset (random
 weights) and translates a label map of ``--size``
-through ``Translator.translate`` (ids in, image out), reporting wall time and peak RSS (``ru_maxrss``);
+through ``Translator.translate`` (ids in, image out), reporting wall time and peak RSS (``VmHWM``);
 ``--untiled`` also runs the whole-image path. ``--skip-compute`` replaces every convolution by zeros of its output's
 shape (the same tensors are allocated and written, no FLOPs): the memory figure where the real 4096x2048 run would
 take hours (a loaded 2-core machine); compare both ways at a smaller size to check it.
@@ -52,11 +52,17 @@ with torch.no_grad():
     model = build_model(cfg, inference=True).eval()
 t = Translator(model, cfg, {})
 ids, inst = label_map(w, h, cfg.data.label_nc)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+def hwm():  # peak RSS of this process (VmHWM; ru_maxrss may carry a forking parent's peak)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+base = hwm()
 t0 = time.perf_counter()
 img = t.translate(ids, instances=inst, tile=tile)
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+peak = hwm()
 print(json.dumps({"tile": tile, "seconds": round(dt, 1), "peak_rss_gib": round(peak, 3),
                   "rss_before_gib": round(base, 3), "size": list(img.size)}))
 """

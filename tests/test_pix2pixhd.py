@@ -64,8 +64,15 @@ def test_local_enhancer_shapes_and_multiple_enhancers():
     g = LocalEnhancer(5, 3, ngf=4, n_downsample_global=2, n_blocks_global=1, n_local_enhancers=2, n_blocks_local=1)
     assert {"model1_1.1.weight", "model2_1.1.weight"} <= set(g.state_dict())
     assert g.model1_1[1].out_channels == 8 and g.model2_1[1].out_channels == 4  # ngf * 2**(N-n)
-    out = g(torch.randn(1, 5, 32, 48))
+    x = torch.randn(1, 5, 32, 48)
+    out = g(x)
     assert out.shape == (1, 3, 32, 48) and out.abs().max() <= 1
+    # the official order (global part first, every stage called whole) gives the same image
+    pyramid = [x, g.downsample(x), g.downsample(g.downsample(x))]
+    ref = g.model(pyramid[2])
+    for n in (1, 2):
+        ref = getattr(g, f"model{n}_2")(getattr(g, f"model{n}_1")(pyramid[2 - n]) + ref)
+    assert torch.equal(out, ref)
 
 
 # ------------------------------------------------------------------------------------------ instances
