@@ -203,15 +203,21 @@ def evaluate(checkpoint: str, root: Path, out: Path, official_protocol: bool = F
     return {k: m[k] for k in KEYS if k in m}
 
 
-def run(name: str, cfg, root: Path, out: Path, budget: float, threads: int) -> dict:
+def run(name: str, cfg, root: Path, out: Path, budget: float, threads: int, reuse: bool = False) -> dict:
     """Train (for the budget, or ``train.steps`` when budget is 0) and test one configuration; returns its row
-    (pix2pix also tested with the official test protocol under ``official_protocol``)."""
+    (pix2pix also tested with the official test protocol under ``official_protocol``). ``reuse``: a run of this
+    name already trained (its ``run.json``) is tested again instead of trained again."""
     torch.set_num_threads(threads)
     run_dir = out / "runs" / name
-    if run_dir.exists():
+    done = run_dir / "run.json"
+    if reuse and done.is_file():
+        res = json.loads(done.read_text())
+    elif run_dir.exists():
         shutil.rmtree(run_dir)  # this script's own output
     torch.manual_seed(cfg.train.seed)
-    if budget > 0:
+    if reuse and done.is_file():
+        pass
+    elif budget > 0:
         res = train_for(cfg, run_dir, budget, "cpu")
     else:
         from pixtrans.train.trainer import Trainer
@@ -221,6 +227,8 @@ def run(name: str, cfg, root: Path, out: Path, budget: float, threads: int) -> d
         ck = trainer.fit()
         res = {"steps": trainer.step, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}
         res["checkpoint"] = str(ck)
+    if not (reuse and done.is_file()):
+        done.write_text(json.dumps(res) + "\n")
     m = evaluate(res["checkpoint"], root, out / "test" / name)
     row = {"steps": res["steps"], "cpu_s": res["cpu_s"], **m}
     if cfg.family == "pix2pix" and cfg.model.eval_mode:
@@ -296,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (1 on a shared machine)")
     p.add_argument("--set", action="append", default=[], metavar="FAMILY:KEY=VALUE", help="override one family's key")
+    p.add_argument("--reuse", action="store_true", help="test runs already trained in --out again (no training)")
     p.add_argument("--lpips-net", default="", help="LPIPS backbone (alex, vgg, squeeze): adds an LPIPS column")
     p.add_argument("--lpips-backbone", default=None, help="LPIPS backbone weights file")
     p.add_argument("--lpips-heads", default=None, help="LPIPS linear heads file")
@@ -317,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in a.seeds:
                     cfg = experiment(FAMILIES[name], root, a.size, seed, 0, a.set)
                     tag = name.replace(" ", "_")
-                    per.append(run(f"{task}_{tag}_s{seed}", cfg, root, out, a.budget, a.threads))
+                    per.append(run(f"{task}_{tag}_s{seed}", cfg, root, out, a.budget, a.threads, a.reuse))
                 _add(rows, name, per)
         if a.steps > 0:
             specs = {"pix2pix official recipe": OFFICIAL, **{n: FAMILIES[n] for n in a.families}}
@@ -326,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in a.seeds:
                     cfg = experiment(spec, root, a.size, seed, a.steps, a.set)
                     tag = name.replace(" ", "_")
-                    per.append(run(f"{task}_{tag}_{a.steps}steps_s{seed}", cfg, root, out, 0, a.threads))
+                    per.append(run(f"{task}_{tag}_{a.steps}steps_s{seed}", cfg, root, out, 0, a.threads, a.reuse))
                 rows[f"{name} @ steps"] = _mean(per)
         results[task] = {"baseline": copy_baseline(root), "rows": rows, "verdict": verdicts(rows)}
     print(markdown(results))

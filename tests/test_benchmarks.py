@@ -44,3 +44,24 @@ def test_equal_budget_trains_each_seed_within_budget_and_averages(tmp_path):
     cmd[cmd.index("--budget") + 1] = "4"
     res = subprocess.run([*cmd, "--keep"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert res.returncode != 0 and "other budget" in res.stderr
+
+
+@pytest.mark.slow
+def test_real_photos_builds_tasks_split_by_photo_and_reports_every_row(tmp_path, shared_data):
+    out = tmp_path / "rp"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "real_photos.py"), "--shared", str(shared_data)]
+    cmd += ["--out", str(out), "--tasks", "blur", "--families", "pix2pix", "msg_unet", "--budget", "2"]
+    for fam in ("pix2pix", "msg_unet"):
+        cmd += ["--set", f"{fam}:model.ngf=8", "--set", f"{fam}:model.ndf=8"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    train = {p.stem for p in (out / "data" / "blur" / "train").glob("*.png")}
+    test = {p.stem for p in (out / "data" / "blur" / "test").glob("*.png")}
+    assert train and test and not train & test  # split by photo
+    summary = json.loads((out / "real_photos.json").read_text())
+    task = summary["results"]["blur"]
+    assert set(task["rows"]) == {"pix2pix", "pix2pix, tested as official test.py", "msg_unet"}
+    assert 0 < task["baseline"]["ssim"] < 1 and task["baseline"]["n"] == len(test)
+    assert all(0 < r["ssim"] <= 1 and r["steps"] >= 1 for r in task["rows"].values())
+    assert "msg_unet >= pix2pix SSIM" in task["verdict"]
+    assert "| copy the input |" in res.stdout

@@ -18,8 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
+    """A tiny demo, or the finished one in ``$PIXTRANS_DEMO_DIR`` (e.g. ``demo`` after ``make demo``)."""
     from pixtrans.demo import run_demo
 
+    if os.environ.get("PIXTRANS_DEMO_DIR"):
+        return Path(os.environ["PIXTRANS_DEMO_DIR"]).resolve()
     out = tmp_path_factory.mktemp("demo_report") / "demo"
     run_demo(out, steps=30, size=64, n=8, ngf=8)
     return out
@@ -29,7 +32,7 @@ def demo(tmp_path_factory) -> Path:
 def test_one_report_with_both_models_and_the_serve_hint(demo, capsys):
     summary = json.loads((demo / "summary.json").read_text())
     assert {"trained", "untrained", "report", "serve"} <= set(summary)
-    assert summary["serve"] == f"pixtrans serve {demo / 'run'}"
+    assert summary["serve"] == f"pixtrans serve {summary['run']}" and Path(summary["run"]).name == "run"
     page = (demo / "report" / "index.html").read_text()
     for text in ("untrained", "trained", "target", "losses.png", "pixtrans serve"):
         assert text in page
@@ -43,8 +46,10 @@ def test_one_report_with_both_models_and_the_serve_hint(demo, capsys):
 def test_serve_without_arguments_finds_the_demo_run(demo, monkeypatch):
     from pixtrans.web.app import _find_runs
 
+    if demo.name != "demo":
+        pytest.skip("the demo folder is not named demo")
     monkeypatch.chdir(demo.parent)
-    assert _find_runs() == [str(Path("demo") / "run")]
+    assert _find_runs()[-1] == str(Path("demo") / "run")
 
 
 @pytest.mark.slow
