@@ -75,7 +75,9 @@ def test_compare_report_sorts_by_a_metric(page, compare_report, artifacts):  # n
     page.click("#grid th[data-metric='ssim'][data-model='hd32']")
     assert grid_names(page) == sorted(ssim, key=lambda n: -ssim[n])
     assert page.get_attribute("#grid th[data-metric='ssim'][data-model='hd32']", "class").endswith("sorted")
-    page.locator("#grid").scroll_into_view_if_needed()
+    assert page.eval_on_selector("#sortkey", "s => s.options[s.selectedIndex].text") == "ssim · hd32"
+    assert page.text_content("#sortdir") == "descending"
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(artifacts / "compare_sorted_by_ssim.png"), full_page=True)
 
     # the metric table sorts by its columns as well (psnr, higher first)

@@ -268,7 +268,7 @@ def _td(text: str, value=None, cls: str = "num") -> str:
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}h2{margin-top:1.5em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}
-th{background:#f2f2f2;position:sticky;top:0}th.sortable{cursor:pointer}th.sorted{background:#dde8ff}
+th{background:#f2f2f2}#grid th{position:sticky;top:0;z-index:1}th.sortable{cursor:pointer}th.sorted{background:#dde8ff}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .grid img{width:160px;image-rendering:pixelated;display:block}.ci{color:#666;font-size:85%}
 .controls{margin:.6em 0}.controls select,.controls button{font-size:1em;margin-right:.5em}
@@ -296,6 +296,11 @@ document.querySelectorAll("table.sortable").forEach(table => {
   table.querySelectorAll("th.sortable").forEach(th => th.addEventListener("click", () => {
     const col = th.cellIndex, same = table.dataset.sortCol == col;
     sortRows(table, col, same ? table.dataset.sortAsc !== "1" : th.dataset.better !== "higher");
+    if (table.id === "grid") {  // keep the menu and the direction button in step with the column clicked
+      key.value = String(col);
+      dir.dataset.asc = table.dataset.sortAsc;
+      dir.textContent = dir.dataset.asc === "1" ? "ascending" : "descending";
+    }
   }));
 });
 const grid = document.getElementById("grid"), key = document.getElementById("sortkey"),
