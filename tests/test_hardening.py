@@ -385,6 +385,26 @@ def test_resume_refuses_changed_hyperparameters_and_records_nothing(tiny_run, sy
     assert recorded["steps"] == 6 and recorded["save_every"] == 3 and recorded["lr"] == 2e-4
 
 
+def test_resume_with_sizes_that_follow_the_data(synth_root, tmp_path):
+    """data.load_size / crop_size left unset are derived from the data and recorded; resuming with the same
+    config (still unset) is no change."""
+
+    def cfg(steps):
+        raw = yaml.safe_load(CFG.read_text())
+        for k in ("load_size", "crop_size"):
+            raw["data"].pop(k, None)
+        raw["data"]["root"] = str(synth_root)
+        raw["model"].update(ngf=8, ndf=8, num_downs=5)
+        raw["train"].update(steps=steps, progress=False, sample_every=0)
+        return config_from_dict(raw)
+
+    Trainer(cfg(1), tmp_path / "run").fit()
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
+    assert (recorded["load_size"], recorded["crop_size"]) == (64, 64)
+    t = Trainer(cfg(2), tmp_path / "run", resume=True)
+    assert t.step == 1 and (t.cfg.data.load_size, t.cfg.data.crop_size) == (64, 64)
+
+
 def test_failed_starts_leave_no_run_folder(synth_root, tmp_path, capsys):
     out = tmp_path / "new"
     args = ["--set", f"data.root={synth_root}", *[a for s in TINY for a in ("--set", s)], "--out", str(out)]

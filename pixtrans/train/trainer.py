@@ -32,7 +32,7 @@ from ..checkpoints import (
     save_checkpoint,
 )
 from ..config import RESUME_MAY_CHANGE, ExperimentConfig, save_config
-from ..data.datasets import ItemKey, build_dataset, dataset_info
+from ..data.datasets import SIZE_KEYS, ItemKey, build_dataset, dataset_info
 from ..errors import CheckpointError, ConfigError, PixtransError
 from ..families import build_model
 from ..families.base import TranslationModel
@@ -242,6 +242,10 @@ class Trainer:
             raise CheckpointError(f"--resume: {self.out} has no intact checkpoint to resume from (see above)")
         if self.main and ck != checkpoint_candidates(self.out)[0]:
             print(f"resuming from {ck.name}, the newest intact checkpoint")
+        # sizes the config leaves to the data were derived from it when the run started: the run's values hold
+        derived = {k: getattr(old_cfg.data, k) for k in SIZE_KEYS if k not in self.cfg.data.model_fields_set}
+        if derived:
+            self.cfg.data = self.cfg.data.model_copy(update=derived)
         old, new = _flat(old_cfg.to_dict()), _flat(self.cfg.to_dict())
         changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
         refused = [k for k in changed if k not in RESUME_MAY_CHANGE]
