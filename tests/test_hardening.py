@@ -167,6 +167,36 @@ def test_set_overrides_fuzzed(items):
         load_config(CFG, items)
 
 
+@FUZZ
+@given(
+    w=st.integers(1, 300),
+    h=st.integers(1, 300),
+    prep=st.sampled_from(["resize_and_crop", "scale_width_and_crop", "crop", "scale_width", "none"]),
+    load=st.integers(1, 300),
+    crop=st.integers(1, 300),
+    seed=st.integers(0, 2**16),
+)
+def test_transform_plans_of_valid_configs_crop_inside_and_train_like_test(w, h, prep, load, crop, seed):
+    from pixtrans.data.transforms import plan
+
+    try:
+        d = config_from_dict({"family": "pix2pix", "data": {"preprocess": prep, "load_size": load, "crop_size": crop}})
+    except ConfigError:
+        assert prep.endswith("crop") and prep != "crop" and crop > load
+        return
+    gen = torch.Generator().manual_seed(seed)
+    tr = plan(w, h, prep, d.data.load_size, d.data.crop_size, True, True, 0.5, gen)
+    te = plan(w, h, prep, d.data.load_size, d.data.crop_size, False, True, 0.5)
+    for p in (tr, te):
+        assert min(p.size) >= 1
+        if p.crop is not None:
+            x, y, cw, ch = p.crop
+            assert min(x, y) >= 0 and x + cw <= p.size[0] and y + ch <= p.size[1]
+    if prep in ("resize_and_crop", "crop"):  # the network sees the same size in training and in test
+        te_size = te.crop[2:] if te.crop else te.size
+        assert tr.crop[2:] == tuple(te_size) == (crop, crop)
+
+
 # ---------------------------------------------------------------------------------------------- labels (class 1)
 _ids = st.integers(1, 12).flatmap(
     lambda h: st.integers(1, 12).flatmap(
