@@ -1,0 +1,156 @@
+"""Speed options of a training step: fused Adam, channels_last, bf16 autocast, torch.compile, malloc thresholds.
+
+Only equivalences and validation here (tiny 32 px models, ngf 8); the timings are in benchmarks/train_step.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixtrans.config import TrainConfig, load_config
+from pixtrans.errors import ConfigError
+from pixtrans.train.speed import adam_options, check_compile
+from pixtrans.train.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEED_KEYS = ("fused_adam", "channels_last", "compile", "amp")
+
+TINY = {
+    "pix2pix": ["model.num_downs=5", "model.ngf=8", "model.ndf=8"],
+    "pix2pixhd": ["model.ngf=8", "model.ndf=8", "model.nef=8", "model.n_blocks_global=1"],
+    # param-free instance norm needs > 1x1 maps: SPADE's first block is at 1/32 of the size, so 64 px
+    "spade": ["model.ngf=8", "model.ndf=8", "model.spade_nhidden=16", "data.load_size=64", "data.crop_size=64"],
+    "msg_unet": ["model.ngf=8", "model.ndf=8"],
+}
+
+
+def _trainer(family: str, root: Path, out: Path, *sets: str) -> Trainer:
+    base = [f"data.root={root}", "data.load_size=32", "data.crop_size=32", "data.flip=false", "train.progress=false"]
+    base += ["train.sample_every=0", "train.save_every=0", "train.lr_policy=constant"]
+    cfg = load_config(f"configs/{family}_synth.yaml", [*base, *TINY[family], *sets])
+    return Trainer(cfg, out)
+
+
+def _two_steps(tr: Trainer, batch: dict, n: int = 2) -> list[dict[str, float]]:
+    out = []
+    for _ in range(n):
+        torch.manual_seed(5)  # the same dropout masks / VAE noise in both runs
+        out.append(tr.train_step(batch, 0))
+    return out
+
+
+def _close(a: list[dict], b: list[dict], rtol: float) -> None:
+    assert [set(x) for x in a] == [set(x) for x in b]
+    for x, y in zip(a, b):
+        for k in x:
+            assert math.isclose(x[k], y[k], rel_tol=rtol, abs_tol=rtol), (k, x[k], y[k])
+
+
+def _first_moments(tr: Trainer) -> dict[str, list[torch.Tensor]]:
+    """Adam's exp_avg after one step: (1 - beta1) x the step's gradient, per optimizer."""
+    return {n: [o.state[p]["exp_avg"].float() for p in tr.groups[n].params if p in o.state] for n, o in tr.opts.items()}
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_fused_adam_matches_the_default_adam(family, synth_root, tmp_path):
+    ref = _trainer(family, synth_root, tmp_path / "ref", "train.fused_adam=false")
+    _, batch = next(ref._batches())
+    want = _two_steps(ref, batch)  # step 2 sees the weights after one optimizer update
+    fused = _trainer(family, synth_root, tmp_path / "fused")
+    assert all(o.defaults["fused"] for o in fused.opts.values())
+    assert not any(o.defaults["fused"] for o in ref.opts.values())
+    # (weights are not compared: a conv bias before a norm layer gets a rounding-noise gradient, which Adam turns
+    # into a full step of either sign; it changes no output)
+    _close(_two_steps(fused, batch), want, 1e-4)
+
+
+def test_channels_last_matches_contiguous(synth_root, tmp_path):
+    ref = _trainer("pix2pix", synth_root, tmp_path / "ref")
+    _, batch = next(ref._batches())
+    cl = _trainer("pix2pix", synth_root, tmp_path / "cl", "train.channels_last=true")
+    weights = [p for p in cl.model.G.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    # other summation orders: the same losses and gradients at step 1 within float rounding. (Adam's first update is
+    # ~lr * sign(gradient), so rounding-sized gradients may flip sign and step 2 differs by more than rounding.)
+    _close(_two_steps(cl, batch, 1), _two_steps(ref, batch, 1), 1e-4)
+    for name, grads in _first_moments(ref).items():
+        for g_cl, g in zip(_first_moments(cl)[name], grads):
+            if float(g.abs().max()) > 1e-6:  # skip the rounding-noise gradients of biases before batch norm
+                torch.testing.assert_close(g_cl, g, rtol=0, atol=1e-4 * float(g.abs().max()))
+
+
+@pytest.mark.parametrize("family", ["pix2pixhd", "spade", "msg_unet"])
+def test_channels_last_is_refused_with_instance_norm_on_cpu(family, synth_root, tmp_path):
+    with pytest.raises(ConfigError, match="instance-norm backward"):
+        _trainer(family, synth_root, tmp_path / "cl", "train.channels_last=true")
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_bf16_autocast_trains_every_family(family, synth_root, tmp_path):
+    ref = _trainer(family, synth_root, tmp_path / "ref")
+    _, batch = next(ref._batches())
+    want = _two_steps(ref, batch, 1)
+    got = _two_steps(_trainer(family, synth_root, tmp_path / "bf16", "train.amp=bf16"), batch)
+    assert all(math.isfinite(v) for step in got for v in step.values())
+    _close(got[:1], want, 0.1)  # bf16 keeps ~3 significant digits; the first step's losses agree roughly
+
+
+def test_speed_options_are_validated(monkeypatch):
+    for key in ("fused_adam", "channels_last", "compile"):
+        with pytest.raises(ConfigError, match=f"train.{key}"):
+            load_config("configs/pix2pix_synth.yaml", [f"train.{key}=maybe"])
+    t = TrainConfig()
+    assert t.fused_adam and not t.channels_last and not t.compile  # defaults: only what measured faster on CPU
+    assert adam_options(t, torch.device("cpu")) == {"fused": True}
+    assert adam_options(TrainConfig(fused_adam=False), torch.device("cpu")) == {}
+    assert adam_options(t, torch.device("meta")) == {}
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
+        check_compile(torch.device("cpu"))
+    check_compile(torch.device("cuda"))  # no host compiler needed for the check on GPU (Triton brings its own)
+
+
+def test_speed_keys_are_documented():
+    readme = (ROOT / "README.md").read_text()
+    for key in SPEED_KEYS:
+        assert f"train.{key}" in readme, key
+    assert "benchmarks/train_step.py" in readme
+
+
+def test_malloc_thresholds_apply_once_and_respect_the_user():
+    code = "from pixtrans.runtime_env import tune_malloc; print(tune_malloc(), tune_malloc())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "PIXTRANS_MALLOC"))}
+    env["PYTHONPATH"] = str(ROOT)
+    run = lambda extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, check=True
+    ).stdout.split()
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert run({}) == ["True", "True"]
+    assert run({"PIXTRANS_MALLOC": "default"}) == ["False", "False"]
+    assert run({"MALLOC_ARENA_MAX": "2"}) == ["False", "False"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("PIXTRANS_TEST_COMPILE"),
+    reason="compiling takes many minutes on a shared CPU; set PIXTRANS_TEST_COMPILE=1",
+)
+def test_compile_trains_a_step(synth_root, tmp_path):
+    pytest.importorskip("torch._inductor")
+    try:
+        check_compile(torch.device("cpu"))
+    except ConfigError:
+        pytest.skip("no C++ compiler")
+    tr = _trainer("pix2pix", synth_root, tmp_path / "c", "train.compile=true")
+    _, batch = next(tr._batches())
+    losses = tr.train_step(batch, 0)
+    assert all(math.isfinite(v) for v in losses.values())
+    assert not any("_orig_mod" in k for k in tr.model.state_dict())  # checkpoints keep their names
