@@ -117,6 +117,19 @@ class TranslationModel(nn.Module):
         """Input height and width must be multiples of this (the translator pads to it)."""
         return 1
 
+    @property
+    def min_size(self) -> int:
+        """The smallest height and width the network takes (the translator pads smaller inputs up to it and crops
+        back). Default: two size multiples, so the deepest feature map is at least 2x2 (instance norm needs more
+        than one value, reflection padding more than its width)."""
+        return 2 * self.size_multiple
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H, W) an input of ``height`` x ``width`` is padded to: at least :attr:`min_size`, then a multiple of
+        :attr:`size_multiple`."""
+        m, lo = self.size_multiple, self.min_size
+        return round_up(max(height, lo), m), round_up(max(width, lo), m)
+
     # ---------------------------------------------------------------- data
     def prepare(self, batch: dict, encode: bool = True) -> dict:
         """Move a batch to the device and build ``x['input']`` (float generator input) from labels/instances.

@@ -629,8 +629,8 @@ def translate_tiled(model: TranslationModel, x: dict, style: dict | None, tile: 
     tile = max(8, int(tile))
     ref = x["input"] if "input" in x else x["label"]
     h, w = ref.shape[-2:]
-    m = model.size_multiple
-    ph, pw = (-h) % m, (-w) % m
+    hp, wp = model.padded_size(h, w)
+    ph, pw = hp - h, wp - w
     if "input" in x:
         src: _Node = _Stored(x["input"])
     else:
@@ -641,7 +641,6 @@ def translate_tiled(model: TranslationModel, x: dict, style: dict | None, tile: 
     xt = {k: _pad_ids(v, ph, pw) if isinstance(v, Tensor) and v.dim() == 4 else v for k, v in x.items()}
     xt["input"] = big
     res = model.translate(xt, style)
-    hp, wp = h + ph, w + pw
 
     def crop(s) -> Tensor:
         sh, sw = max(1, h * s.shape[-2] // hp), max(1, w * s.shape[-1] // wp)

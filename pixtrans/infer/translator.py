@@ -179,12 +179,13 @@ class Translator:
     # ------------------------------------------------------------------ translation
     @torch.no_grad()
     def translate_tensor(self, x: dict, style: dict | None = None, tile: int = 0) -> Translation:
-        """Translate a prepared batch of any size: pad to the network's multiple (or tile), then crop back."""
+        """Translate a prepared batch of any size: pad to the network's multiple and minimum size (or tile), then
+        crop back."""
         h, w = x["input"].shape[-2:]
         if tile and (h > tile or w > tile):
             return self._tiled(x, style, tile)
-        m = self.model.size_multiple
-        ph, pw = (-h) % m, (-w) % m
+        hp, wp = self.model.padded_size(h, w)
+        ph, pw = hp - h, wp - w
         if ph or pw:
             x = {k: _pad(v, ph, pw) if isinstance(v, Tensor) and v.dim() == 4 else v for k, v in x.items()}
         res = self.run_generator(x, style)

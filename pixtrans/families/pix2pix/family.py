@@ -108,6 +108,11 @@ class Pix2Pix(TranslationModel):
     def size_multiple(self) -> int:
         return 2**self.cfg.num_downs if self.cfg.netG == "unet" else 4
 
+    @property
+    def min_size(self) -> int:
+        """The U-Net's innermost 1x1 map has no norm, so one multiple is enough; the ResNet needs the default."""
+        return self.size_multiple if self.cfg.netG == "unet" else 2 * self.size_multiple
+
     def generate(self, x: dict) -> list[Tensor]:
         return [self.G(x["input"])]
 

@@ -157,6 +157,11 @@ class Pix2PixHD(TranslationModel):
         m = 2 ** (c.n_downsample_global + (c.n_local_enhancers if c.netG == "local" else 0))
         return max(m, 2**c.n_downsample_E if c.use_features else 1)
 
+    @property
+    def min_size(self) -> int:
+        """Two multiples (2x2 at the bottleneck) and at least 4 (the 7x7 stem's reflection padding of 3)."""
+        return max(4, 2 * self.size_multiple)
+
     # ------------------------------------------------------------------ features
     @staticmethod
     def _instances(x: dict) -> Tensor:
