@@ -2,7 +2,8 @@
 second while a scripted stroke is drawn (pointer moves at ~60 Hz for STROKE_S seconds; the share of them at full
 resolution, the rest at 1/2 or 1/4, see livedraw.js) and the time from the last stroke (pointer up) to the
 full-resolution image that shows it, on the in-page path (ONNX Runtime Web, WASM SIMD + threads) and the
-server path, interleaved A/B per repetition in one process. Canvas 256x256 (the model's crop).
+server path, interleaved A/B per repetition in one process ("page_fullres": in page, never at reduced
+resolution). Canvas 256x256 (the model's crop).
 
 Models: the studio's default (what `pixtrans demo` trains: pix2pix U-Net, ngf 32, 6 downsamplings) and narrower
 variants (ngf 16, 8) as "sized for live use"; weights freshly initialised (speed does not depend on training).
@@ -85,16 +86,20 @@ def main() -> None:
                 ready_s = time.perf_counter() - t0
                 page.evaluate("() => { window.__engine = LiveDraw.engines[Draw.model.id]; }")
                 info = page.evaluate("(id) => fetch(`api/models/${id}/web`).then((r) => r.json())", mid)
-                rows = {"page": [], "server": []}
+                rows = {"page": [], "page_fullres": [], "server": []}
                 for rep in range(REPS):
-                    for path in ("page", "server") if rep % 2 == 0 else ("server", "page"):
+                    for mode in list(rows) if rep % 2 == 0 else list(rows)[::-1]:
+                        path = mode.split("_")[0]
                         engine = "window.__engine" if path == "page" else "{why: 'server path forced by the benchmark'}"
-                        page.evaluate(f"() => {{ LiveDraw.engines[Draw.model.id] = {engine}; }}")
+                        budget = "Infinity" if mode.endswith("fullres") else "150"
+                        page.evaluate(
+                            f"() => {{ LiveDraw.engines[Draw.model.id] = {engine}; LiveDraw.budgetMs = {budget}; }}"
+                        )
                         page.click(f"#palette button[data-class='{(rep % 3) + 3}']")
                         r = stroke(page, 0.2 + 0.1 * rep, 0.7 - 0.1 * rep)
                         assert r["path"] == path, (r, path)
-                        rows[path].append(r)
-                        print(ngf, path, {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()},
+                        rows[mode].append(r)
+                        print(ngf, mode, {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()},
                               flush=True)  # fmt: skip
                 page.screenshot(path=str(OUT / f"live_ngf{ngf}.png"), full_page=True)
                 page.close()

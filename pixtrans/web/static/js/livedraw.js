@@ -1,7 +1,7 @@
 // Live drawing: the Draw tab's first model translates continuously while the user paints. In the page (ONNX Runtime
 // Web, live.js) when the server has exported the model for the browser and the runtime is installed, else on the
 // server (POST api/translate?live=1); one update in flight at a time, so the rate follows what the path achieves.
-// While the pointer is down an update that takes longer than BUDGET_MS switches to 1/2 (then 1/4) resolution, scaled
+// While the pointer is down an update that takes longer than budgetMs switches to 1/2 (then 1/4) resolution, scaled
 // up for display; the update after the stroke ends is always at full resolution.
 // The badge #live-path says which path ran (data-path="page" | "server"); window.liveStats is read by the benchmark.
 
@@ -15,7 +15,6 @@ const stats = { updates: 0, page: 0, server: 0, editSeq: 0, editAt: 0, shownSeq:
   history: [], scales: [], scale: 1, why: "" };
 window.liveStats = stats;
 
-const BUDGET_MS = 150; // while the pointer is down, drop to 1/2 or 1/4 resolution when an update takes longer
 
 // Every s-th pixel of a w x h map (nearest downsampling) -> [ids, w', h'].
 function subsample(arr, w, h, s) {
@@ -28,12 +27,13 @@ function subsample(arr, w, h, s) {
 export const LiveDraw = {
   inFlight: false, pending: false, model: null, engines: {}, // model id -> LiveModel | {why} | Promise
   msAt: {}, // "path:scale" -> recent update time (ms)
+  budgetMs: 150, // while the pointer is down, drop to 1/2 or 1/4 resolution when an update takes longer
 
-  // Full resolution unless drawing and the full-resolution updates on this path take longer than BUDGET_MS.
+  // Full resolution unless drawing and the full-resolution updates on this path take longer than budgetMs.
   scale(path) {
     if (!Draw.drawing) return 1;
     let s = 1;
-    while (s < 4 && (this.msAt[`${path}:${s}`] || 0) > BUDGET_MS) s *= 2;
+    while (s < 4 && (this.msAt[`${path}:${s}`] || 0) > this.budgetMs) s *= 2;
     return s;
   },
 
