@@ -260,6 +260,8 @@ def config_from_dict(raw: dict, source: str = "") -> ExperimentConfig:
 
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping")
+    if not isinstance(raw.get("family", ""), str):
+        raise ConfigError(f"invalid config {source}: family: must be a name (pix2pix, pix2pixhd, spade or msg_unet)")
     if "family" not in raw:
         raise ConfigError(f"invalid config {source}: needs a 'family' key (pix2pix, pix2pixhd, spade or msg_unet)")
     lines: list[str] = []
@@ -297,7 +299,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {what}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config ({err}); it must be a UTF-8 YAML file") from None
     return config_from_dict(apply_overrides(raw, overrides), str(path))
 
 

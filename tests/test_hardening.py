@@ -142,15 +142,16 @@ _data_keys = st.sampled_from(["load_size", "crop_size", "num_workers", "batch_si
 
 @FUZZ
 @given(
+    family=st.one_of(st.just("pix2pix"), st.just("spade"), _scalars),
     train=st.dictionaries(st.one_of(_train_keys, st.text(max_size=6)), _scalars, max_size=4),
     data=st.dictionaries(_data_keys, _scalars, max_size=4),
 )
-def test_config_parsing_never_fails_other_than_with_a_config_error(train, data):
-    raw = {"family": "pix2pix", "train": train, "data": data}
+def test_config_parsing_never_fails_other_than_with_a_config_error(family, train, data):
+    raw = {"family": family, "train": train, "data": data}
     try:
         cfg = config_from_dict(raw, "fuzz.yaml")
     except ConfigError as err:
-        assert str(err).startswith("invalid config fuzz.yaml")
+        assert str(err).startswith(("invalid config fuzz.yaml", "family: unknown model family"))
         return
     t, d = cfg.train, cfg.data
     assert t.lr > 0 and (t.lr_D is None or t.lr_D > 0) and 0 <= t.beta1 < 1 and 0 <= t.beta2 < 1
@@ -158,6 +159,20 @@ def test_config_parsing_never_fails_other_than_with_a_config_error(train, data):
     assert not (d.preprocess == "resize_and_crop" and d.crop_size > d.load_size)
     # what is valid survives the trip through YAML unchanged (a run's config.yaml)
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
+
+
+@FUZZ
+@given(text=st.one_of(st.text(max_size=60), st.binary(max_size=60)))
+def test_config_files_fuzzed(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
+    with contextlib.suppress(ConfigError):  # one line; anything else escaping is a bug
+        load_config(path)
+    for bad in ("family: pix2pix\ntrain:\n  lr: [\n", "family: [pix2pix]\n", "family: pix2pix\ntrain:\n\tlr: 1\n"):
+        path.write_text(bad)
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        assert "\n" not in str(err.value)
 
 
 @FUZZ
