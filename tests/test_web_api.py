@@ -26,6 +26,8 @@ from pixtrans.web.app import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.ngf=8", "model.ndf=8"]
+# what the page sends: a loopback Host, and X-Pixtrans on posts (multipart uploads need it; see app.Guard)
+LOCAL = {"base_url": "http://127.0.0.1", "headers": {"X-Pixtrans": "1"}}
 
 
 # ------------------------------------------------------------------------------------------ fixtures and helpers
@@ -95,7 +97,7 @@ def app(runs, synth_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(app):
-    with TestClient(app) as c:
+    with TestClient(app, **LOCAL) as c:
         yield c
 
 
@@ -510,7 +512,7 @@ def test_full_queue_answers_429_and_recovers(runs, synth_root, tmp_path):
 
     studio.run_one = slow
     body = {"label": ids_json(scene())}
-    with TestClient(app) as c:
+    with TestClient(app, **LOCAL) as c:
         results = {}
         worker = threading.Thread(target=lambda: results.setdefault("first", c.post("/api/translate", json=body)))
         worker.start()
@@ -546,7 +548,7 @@ def test_unexpected_server_errors_are_json_500_and_the_queue_recovers(runs, tmp_
         raise RuntimeError("out of memory (simulated)")
 
     studio.run_one = broken
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, raise_server_exceptions=False, **LOCAL) as c:
         r = c.post("/api/translate", json={"label": ids_json(scene())})
         assert r.status_code == 500 and "out of memory (simulated)" in detail(r)
         studio.run_one = original
@@ -556,7 +558,7 @@ def test_unexpected_server_errors_are_json_500_and_the_queue_recovers(runs, tmp_
 
 def test_request_body_cap_refuses_streams_over_the_limit(runs, tmp_path):
     app = create_app([runs["p2p"]], None, tmp_path / "r.sqlite", max_upload_mb=0.05)
-    with TestClient(app) as c:
+    with TestClient(app, **LOCAL) as c:
         r = c.post("/api/translate", content=b"{" + b" " * 200_000 + b"}", headers={"content-type": "application/json"})
         assert r.status_code == 413 and "limit" in detail(r)
 
@@ -571,7 +573,7 @@ def test_request_body_cap_refuses_streams_over_the_limit(runs, tmp_path):
 
 def test_without_data_samples_and_rating_say_what_to_do(runs, tmp_path):
     app = create_app([runs["hd"]], None, tmp_path / "r.sqlite")
-    with TestClient(app) as c:
+    with TestClient(app, **LOCAL) as c:
         assert c.get("/api/samples").json()["available"] is False
         for r in (c.get("/api/samples/0"), c.post("/api/samples/0/translate", json={}), c.post("/api/rate/start")):
             assert r.status_code in (404, 422) and "--data" in detail(r)

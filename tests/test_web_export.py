@@ -18,7 +18,7 @@ from pixtrans.infer.web_export import build_feeds, compress_weights, output_psnr
 from pixtrans.web import ort_runtime
 
 pytest.importorskip("onnxruntime")
-from test_web_api import TINY, make_run  # noqa: E402
+from test_web_api import LOCAL, TINY, make_run  # noqa: E402
 
 HD = ["model.n_blocks_global=1", "model.n_downsample_global=2", "model.n_downsample_E=2", "model.nef=8"]
 
@@ -135,6 +135,6 @@ def test_studio_says_why_a_model_runs_on_the_server_only(p2p_run, tmp_path, monk
     from pixtrans.web.app import create_app
 
     monkeypatch.setattr(ort_runtime, "installed", lambda folder=None: None)
-    with TestClient(create_app([p2p_run], None, tmp_path / "r.sqlite")) as c:
+    with TestClient(create_app([p2p_run], None, tmp_path / "r.sqlite"), **LOCAL) as c:
         info = c.get("/api/models/p2p/web").json()
     assert info["available"] is False and info["runtime"] is None and "make install" in info["why"]

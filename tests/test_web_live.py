@@ -30,7 +30,7 @@ if installed() is None:
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
 
-from test_web_api import TINY, make_run, make_runs  # noqa: E402
+from test_web_api import LOCAL, TINY, make_run, make_runs  # noqa: E402
 
 from pixtrans.infer.web_export import build_feeds, export_web  # noqa: E402
 from pixtrans.web.app import create_app  # noqa: E402
@@ -146,7 +146,7 @@ def test_web_model_endpoint_and_isolation_headers(runs, synth_root, tmp_path):
     from fastapi.testclient import TestClient
 
     app = create_app([runs["p2p"]], synth_root, tmp_path / "r.sqlite")
-    with TestClient(app) as c:
+    with TestClient(app, **LOCAL) as c:
         r = c.get("/")
         assert r.headers["cross-origin-opener-policy"] == "same-origin"
         assert r.headers["cross-origin-embedder-policy"] == "require-corp"

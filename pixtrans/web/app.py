@@ -11,8 +11,10 @@ One page (``static/``, no CDN) over a typed JSON API (OpenAPI at ``/openapi.json
 - ``POST /api/rate/start`` -> ``/api/rate/{token}/translation`` -> ``/api/rate/{token}/difference`` the two-score
   rating flow, stored in SQLite; ``GET /api/ratings/summary`` (+ ``.csv``), ``GET /api/ratings.csv``.
 
-Bad input is a JSON ``{"detail": message}`` with a 4xx status; translations run one at a time on a worker thread
-behind a bounded queue (429 when full).
+Bad input is a JSON ``{"detail": message}`` with a 4xx status (every status documented with ``ErrorBody``);
+translations run one at a time on a worker thread behind a bounded queue (429 when full), at most ``--max-mp-models``
+megapixels x models per request (413). Only a loopback ``Host`` (or one given with ``--allow-host``) is answered, and
+a POST needs ``Content-Type: application/json`` or ``X-Pixtrans: 1`` (no cross-site form posts).
 
 The routes live in ``routes/`` (one ``APIRouter`` per concern), their bodies in ``schemas.py``; they get the shared
 state (studio, queue, ratings, limits) from ``app.state`` through the dependencies of ``deps.py``.
@@ -37,6 +39,7 @@ from .livemodels import WebModels
 from .ratings import RatingsDB
 from .routes import ROUTERS
 from .routes.models import STATIC
+from .schemas import errors
 from .studio import BatchingBackend, Busy, InferenceQueue, Studio, load_models
 
 
@@ -83,6 +86,57 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+# ---------------------------------------------------------------------------- host and cross-site guards
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header without its port (``[::1]:8000`` -> ``::1``), lower-case."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1 : h.index("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+class Guard:
+    """ASGI middleware against DNS rebinding and cross-site form posts: a request whose ``Host`` is not in
+    ``allow_hosts`` (names without port; ``*`` allows any) is a 400; a POST/PUT/PATCH/DELETE must carry
+    ``Content-Type: application/json`` or ``X-Pixtrans: 1`` (neither can be sent cross-site without a CORS preflight,
+    which this server never grants), else 403."""
+
+    def __init__(self, app, allow_hosts: list[str]):
+        self.app = app
+        self.any = "*" in allow_hosts
+        self.hosts = {host_name(h) for h in allow_hosts if h != "*"}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        host = host_name(headers.get(b"host", ""))
+        if not self.any and host not in self.hosts:
+            shown = "".join(c for c in host if c.isprintable())[:100]
+            return await _refuse(
+                send, 400, f"Host {shown!r} is not allowed; open the studio at a loopback address, or start it with "
+                f"`pixtrans serve --allow-host {shown or 'NAME'}`",
+            )  # fmt: skip
+        if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+            ctype = headers.get(b"content-type", "").split(";", 1)[0].strip().lower()
+            if ctype != "application/json" and headers.get(b"x-pixtrans") != "1":
+                return await _refuse(
+                    send, 403, "state-changing requests need `Content-Type: application/json` or an "
+                    "`X-Pixtrans: 1` header (cross-site form posts are refused)",
+                )  # fmt: skip
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    body = json.dumps({"detail": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 # ---------------------------------------------------------------------------- cross-origin isolation
@@ -170,11 +224,14 @@ def create_app(
     runtime: str = "torch",
     precision: str = "auto",
     batch: int = 8,
+    allow_hosts: list[str] | None = None,
+    max_mp_models: float = 16.0,
 ) -> FastAPI:
     """The studio app for ``checkpoints`` (run or checkpoint folders), test samples from ``data``, ratings in
     ``ratings_db`` (default: ``ratings.sqlite`` in the first checkpoint's run folder). Models run on ``runtime`` at
     ``precision`` (:mod:`pixtrans.infer.runtimes`); concurrent requests for one model are batched (at most ``batch``
-    items; 1 = off)."""
+    items; 1 = off). Only requests whose ``Host`` is in ``allow_hosts`` (default: the loopback names; ``*``: any)
+    are answered; one request may translate at most ``max_mp_models`` megapixels summed over its models."""
     import torch
 
     if threads:
@@ -189,7 +246,7 @@ def create_app(
         db = RatingsDB(db_path)
     except (OSError, sqlite3.Error) as err:
         raise ConfigError(f"ratings database {db_path}: cannot open it ({err}); pass --ratings FILE") from None
-    limits = Limits(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    limits = Limits(max_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, max_mp_models=max_mp_models)
 
     app = FastAPI(
         title="pixtrans studio",
@@ -203,10 +260,11 @@ def create_app(
     app.state.web_models = WebModels()
     app.add_middleware(BodyLimit, limit=int(limits.max_bytes * 1.4) + 2**16)
     app.add_middleware(Isolation)
+    app.add_middleware(Guard, allow_hosts=[*LOOPBACK, *(allow_hosts or [])])
     for exc, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(exc, handler)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=errors(400, 422, 500))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
@@ -252,12 +310,17 @@ def cmd_serve(a) -> None:
         runtime=a.runtime,
         precision=a.precision,
         batch=a.batch,
+        allow_hosts=[a.host, *(a.allow_host or [])],
+        max_mp_models=a.max_mp_models,
     )
     for m in app.state.studio.models.values():
         info = m.translator.runtime_info
         print(f"{m.id}: runtime {info['runtime']} {info['precision']}" + (" (auto)" if info.get("auto") else ""))
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {a.host}: anyone who can reach this address can use the studio")
+        if not a.allow_host:
+            print("note: requests are answered only for loopback names and the bound host; add the names clients "
+                  "use with --allow-host NAME (or '*')")  # fmt: skip
     n = len(app.state.studio.models)
     print(
         f"pixtrans studio: http://{a.host}:{a.port}/  ({n} model{'s' if n != 1 else ''}, "
@@ -275,6 +338,11 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload")
     p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest accepted image (width*height)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (repeatable; '*': any). Default: loopback "
+                   "names and --host only (guards against DNS rebinding)")  # fmt: skip
+    p.add_argument("--max-mp-models", type=float, default=16.0,
+                   help="compute budget of one request: megapixels translated summed over its models")  # fmt: skip
     p.add_argument("--ratings", default=None, help="SQLite file for ratings (default: ratings.sqlite in the run)")
     p.add_argument("--queue", type=int, default=4, help="translations queued at most before 429 Busy")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default min(4, cores))")

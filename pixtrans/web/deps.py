@@ -18,10 +18,12 @@ from .studio import InferenceQueue, Studio
 
 @dataclass(frozen=True)
 class Limits:
-    """Input limits: bytes of one uploaded file, pixels (width*height) of one image or id map."""
+    """Input limits: bytes of one uploaded file, pixels (width*height) of one image or id map, megapixels one request
+    may translate summed over its models."""
 
     max_bytes: int
     max_pixels: int
+    max_mp_models: float = 16.0
 
 
 def get_studio(request: Request) -> Studio:

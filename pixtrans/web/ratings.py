@@ -56,6 +56,20 @@ SUMMARY_FIELDS = (
 )
 
 
+def checkpoint_name(path: str | Path) -> str:
+    """How ratings name a checkpoint: ``run/checkpoint`` for one in a run's ``checkpoints/`` folder, else the folder's
+    name; never an absolute path (the CSV and the API show it). Rows stored with a path are shown this way too."""
+    p = Path(str(path))
+    if p.parent.name == "checkpoints" and p.parent.parent.name:
+        return f"{p.parent.parent.name}/{p.name}"
+    return p.name or str(path)
+
+
+def _public(checkpoint: str) -> str:
+    absolute = Path(checkpoint).is_absolute() or checkpoint[1:3] in (":\\", ":/")
+    return checkpoint_name(checkpoint.replace("\\", "/")) if absolute else checkpoint
+
+
 class RatingsDB:
     """A small SQLite store; one connection per call, serialised by a lock (ratings are rare and tiny)."""
 
@@ -82,7 +96,10 @@ class RatingsDB:
     def rows(self) -> list[dict]:
         with self._lock, self._connect() as db:
             cur = db.execute(f"SELECT {', '.join(ROW_FIELDS)} FROM ratings ORDER BY id")
-            return [dict(zip(ROW_FIELDS, r)) for r in cur.fetchall()]
+            rows = [dict(zip(ROW_FIELDS, r)) for r in cur.fetchall()]
+        for r in rows:
+            r["checkpoint"] = _public(r["checkpoint"])
+        return rows
 
     def summary(self) -> list[dict]:
         """Per (model, checkpoint): n and mean ± sample std of both scores (std 0 for a single rating)."""
@@ -110,9 +127,13 @@ class RatingsDB:
         return out
 
     def counts(self) -> dict[str, int]:
-        """Ratings per checkpoint path."""
+        """Ratings per checkpoint name (:func:`checkpoint_name`)."""
         with self._lock, self._connect() as db:
-            return dict(db.execute("SELECT checkpoint, COUNT(*) FROM ratings GROUP BY checkpoint").fetchall())
+            found = db.execute("SELECT checkpoint, COUNT(*) FROM ratings GROUP BY checkpoint").fetchall()
+        out: dict[str, int] = {}
+        for ck, n in found:
+            out[_public(ck)] = out.get(_public(ck), 0) + n
+        return out
 
 
 def _mean_std(values: list[int]) -> tuple[float, float]:

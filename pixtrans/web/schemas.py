@@ -188,3 +188,34 @@ class WebModel(BaseModel):
     runtime: str | None = Field(None, description="installed onnxruntime-web version (None: not installed)")
     url: str | None = None
     sidecar: dict[str, Any] | None = None
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: a one-line ``detail`` saying what to do; request validation (422) adds the failing ``errors``."""
+
+    detail: str
+    errors: list[ErrorItem] | None = None
+
+
+ERROR_STATUSES = {
+    400: "bad request: an unreadable or empty file, or a Host header not in the allow-list (--allow-host)",
+    403: "a state-changing request without `Content-Type: application/json` or an `X-Pixtrans: 1` header",
+    404: "no such sample, rating token or file, or no --data",
+    409: "the rating steps are out of order",
+    413: "the body, image or requested compute is over the server's limits",
+    415: "not an accepted image format",
+    422: "invalid input; `detail` names the field and the problem",
+    429: "the inference queue is full; retry after Retry-After seconds",
+    500: "an unexpected server error (details in the server log)",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status documented with :class:`ErrorBody`."""
+    return {s: {"model": ErrorBody, "description": ERROR_STATUSES[s]} for s in statuses}

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import math
 import re
 import secrets
@@ -32,8 +33,10 @@ from ..errors import ConfigError, DataError, PixtransError
 from ..eval.metrics import per_image_metrics
 from ..families.base import round_up
 from ..infer.translator import Translator, load
+from .ratings import checkpoint_name
 from .uploads import ClientError
 
+log = logging.getLogger(__name__)
 REFERENCE = re.compile(r"^(upload:[0-9a-f]{12}|sample:\d{1,9})$")
 FITS = ("model", "full", "tile")
 
@@ -194,7 +197,8 @@ def load_models(
         pal = t.palette or info["palette"] or default_palette(max(d.label_nc, 1))
         pal = [list(map(int, c)) for c in pal][: max(d.label_nc, 0)]
         things = [int(c) for c in info.get("things", []) if 0 <= int(c) < d.label_nc]
-        entries.append(ModelEntry(mid, name, t, ck, list(names), pal, things, ratings_key=str(ck.resolve())))
+        key = checkpoint_name(ck.resolve())
+        entries.append(ModelEntry(mid, name, t, ck, list(names), pal, things, ratings_key=key))
     return entries
 
 
@@ -572,13 +576,24 @@ class Studio:
     def translate_job(
         self, models: list[ModelEntry], per_model_maps: dict[str, dict], styles: dict[str, dict], fit: str
     ) -> list[dict]:
-        outs = []
+        """Translate with each model in turn; one model's failure is its output's ``error`` and the others' results
+        stand. When no model succeeds, the first failure is raised (its 4xx, or 500 when unexpected)."""
+        outs, first_err = [], None
         for m in models:
             maps = per_model_maps.get(m.id)
             if isinstance(maps, str):
                 outs.append(failed(m.id, maps))
                 continue
-            outs.append(self.run_one(m, maps, styles.get(m.id, {}), fit))
+            try:
+                outs.append(self.run_one(m, maps, styles.get(m.id, {}), fit))
+            except Exception as err:  # noqa: BLE001 - reported per model; raised below if nothing succeeded
+                if not isinstance(err, ClientError):
+                    log.exception("translation with %s failed", m.id)
+                first_err = first_err or err
+                why = err.message if isinstance(err, ClientError) else f"internal error: {type(err).__name__}: {err}"
+                outs.append(failed(m.id, why if why.startswith(f"{m.id}: ") else f"{m.id}: {why}"))
+        if first_err is not None and not any(o["ok"] for o in outs):
+            raise first_err
         return outs
 
     def display_input(self, m: ModelEntry | None, maps: dict[str, np.ndarray]) -> str:
@@ -629,6 +644,26 @@ def failed(model: str, why: str) -> dict:
         "vif": None,
         "error": why,
     }
+
+
+def check_budget(models: list[ModelEntry], per_model_maps: dict[str, dict | str], fit: str, limit_mp: float) -> None:
+    """Refuse (413) a request that would translate more than ``limit_mp`` megapixels summed over its models (at each
+    model's resolution for fit ``model``, else at the input's size), so one request cannot hold the worker long."""
+    total = 0.0
+    for m in models:
+        maps = per_model_maps.get(m.id)
+        if not isinstance(maps, dict):
+            continue
+        h, w = next(iter(maps.values())).shape[:2]
+        if fit == "model":
+            w, h = m.resolution(w / h)
+        total += w * h / 1e6
+    if total > limit_mp:
+        raise ClientError(
+            413,
+            f"this request asks for {total:.1f} megapixels x models, over the limit of {limit_mp:g} "
+            "(--max-mp-models); choose fewer models, a smaller image or fit 'model'",
+        )
 
 
 def _nonneg_int(v: Any, where: str) -> int:

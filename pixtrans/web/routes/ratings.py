@@ -13,13 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from .. import uploads as U
 from ..deps import QueueDep, RatingsDep, StudioDep
 from ..ratings import ROW_FIELDS, SUMMARY_FIELDS, to_csv
-from ..schemas import RateItem, RateStart, Reveal, Score, Stored, SummaryRow
+from ..schemas import RateItem, RateStart, Reveal, Score, Stored, SummaryRow, errors
 from ..studio import png_data_url
 
 router = APIRouter()
 
 
-@router.post("/api/rate/start", response_model=RateItem)
+@router.post("/api/rate/start", response_model=RateItem, responses=errors(403, 404, 413, 429))
 async def rate_start(studio: StudioDep, queue: QueueDep, db: RatingsDep, req: RateStart | None = None):
     req = req or RateStart()
     ds = studio.require_dataset()
@@ -61,7 +61,7 @@ async def rate_start(studio: StudioDep, queue: QueueDep, db: RatingsDep, req: Ra
     )
 
 
-@router.post("/api/rate/{token}/translation", response_model=Reveal)
+@router.post("/api/rate/{token}/translation", response_model=Reveal, responses=errors(403, 404, 413))
 async def rate_translation(token: str, score: Score, studio: StudioDep):
     r = studio.get_rating(token)
     r["translation"] = score.score
@@ -69,7 +69,7 @@ async def rate_translation(token: str, score: Score, studio: StudioDep):
     return Reveal(target=png_data_url(r["target"]), psnr=out["psnr"], ssim=out["ssim"], style=out["style"])
 
 
-@router.post("/api/rate/{token}/difference", response_model=Stored)
+@router.post("/api/rate/{token}/difference", response_model=Stored, responses=errors(403, 404, 409, 413))
 async def rate_difference(token: str, score: Score, studio: StudioDep, db: RatingsDep):
     r = studio.get_rating(token)
     if r["translation"] is None:

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from .. import uploads as U
-from ..deps import QueueDep, StudioDep
-from ..schemas import DatasetInfo, Sample, SampleRequest, SampleTranslation
-from ..studio import ModelEntry, Studio, png_data_url
+from ..deps import LimitsDep, QueueDep, StudioDep
+from ..schemas import DatasetInfo, Sample, SampleRequest, SampleTranslation, errors
+from ..studio import ModelEntry, Studio, check_budget, png_data_url
 
 router = APIRouter()
 
@@ -46,7 +46,7 @@ def load_sample(studio: Studio, index: int, model: str | None) -> tuple[Sample, 
     return sample, raw, m
 
 
-@router.get("/api/samples/{index}", response_model=Sample)
+@router.get("/api/samples/{index}", response_model=Sample, responses=errors(404))
 async def sample(
     index: int, studio: StudioDep, model: str | None = Query(None, description="show at this model's resolution")
 ):
@@ -54,8 +54,10 @@ async def sample(
     return s
 
 
-@router.post("/api/samples/{index}/translate", response_model=SampleTranslation)
-async def sample_translate(index: int, studio: StudioDep, queue: QueueDep, req: SampleRequest | None = None):
+@router.post("/api/samples/{index}/translate", response_model=SampleTranslation, responses=errors(403, 404, 413, 429))
+async def sample_translate(
+    index: int, studio: StudioDep, queue: QueueDep, limits: LimitsDep, req: SampleRequest | None = None
+):
     req = req or SampleRequest()
     chosen = studio.pick(req.models, need="samples")
     if not chosen:
@@ -67,5 +69,6 @@ async def sample_translate(index: int, studio: StudioDep, queue: QueueDep, req: 
     styles = {m.id: studio.clean_style(m, req.styles.get(m.id)) for m in chosen}
     s, raw, _ = await run_in_threadpool(load_sample, studio, index, chosen[0].id)
     per_model = {m.id: studio.compatible(m) or raw for m in chosen}
+    check_budget(chosen, per_model, "model", limits.max_mp_models)
     outs = await queue.run(studio.translate_job, chosen, per_model, styles, "model")
     return SampleTranslation(**s.model_dump(), outputs=outs, seconds=round(sum(o["seconds"] for o in outs), 4))

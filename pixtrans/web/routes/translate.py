@@ -19,14 +19,14 @@ from ...data.labels import colorize
 from ...errors import DataError
 from .. import uploads as U
 from ..deps import Limits, LimitsDep, QueueDep, StudioDep
-from ..schemas import Fit, IdArray, Output, Reference, TranslateRequest, TranslateResponse
-from ..studio import ModelEntry, png_data_url
+from ..schemas import Fit, IdArray, Output, Reference, TranslateRequest, TranslateResponse, errors
+from ..studio import ModelEntry, check_budget, png_data_url
 
 router = APIRouter()
 
 
 # -- drawn label maps
-@router.post("/api/translate", response_model=TranslateResponse)
+@router.post("/api/translate", response_model=TranslateResponse, responses=errors(403, 413, 429))
 async def translate(req: TranslateRequest, studio: StudioDep, queue: QueueDep, limits: LimitsDep):
     chosen = studio.pick(req.models)
     max_pixels = limits.max_pixels
@@ -45,7 +45,9 @@ async def translate(req: TranslateRequest, studio: StudioDep, queue: QueueDep, l
         U.check_ids(label, f"label map for {m.id}", m.data.label_nc, m.data.contain_dontcare)
     styles = {m.id: studio.clean_style(m, req.styles.get(m.id)) for m in chosen}
     maps = {"label": label, **({"inst": inst} if inst is not None else {})}
-    outs = await queue.run(studio.translate_job, chosen, {m.id: maps for m in chosen}, styles, req.fit)
+    per_model = {m.id: maps for m in chosen}
+    check_budget(chosen, per_model, req.fit, limits.max_mp_models)
+    outs = await queue.run(studio.translate_job, chosen, per_model, styles, req.fit)
     return TranslateResponse(
         kind="label",
         width=label.shape[1],
@@ -85,13 +87,13 @@ def decode_for_models(im, name, inst, chosen: list[ModelEntry]) -> tuple[dict[st
                 else:
                     cache[key] = {"source": U.photo_from_image(im, name)}
             except U.ClientError as err:
-                cache[key] = f"{m.id}: {err.message}"
-        per_model[m.id] = cache[key]
+                cache[key] = err.message
+        per_model[m.id] = cache[key] if isinstance(cache[key], dict) else f"{m.id}: {cache[key]}"
     first = next((m.id for m in chosen if isinstance(per_model[m.id], dict)), chosen[0].id)
     return per_model, first
 
 
-@router.post("/api/upload", response_model=TranslateResponse)
+@router.post("/api/upload", response_model=TranslateResponse, responses=errors(403, 413, 415, 429))
 async def upload(
     studio: StudioDep,
     queue: QueueDep,
@@ -143,13 +145,14 @@ async def upload(
         inst=U.encode_ids(shown["inst"]) if "inst" in shown and (small or not translate) else None,
     )
     if translate:
+        check_budget(chosen, per_model, fit, limits.max_mp_models)
         outs = await queue.run(studio.translate_job, chosen, per_model, clean, fit)
         resp.outputs = [Output(**o) for o in outs]
         resp.seconds = round(sum(o["seconds"] for o in outs), 4)
     return resp
 
 
-@router.post("/api/references", response_model=Reference)
+@router.post("/api/references", response_model=Reference, responses=errors(403, 413, 415))
 async def reference(
     studio: StudioDep,
     limits: LimitsDep,
@@ -169,7 +172,7 @@ async def reference(
 @router.post(
     "/api/labelmap.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "the map as a PNG"}},
+    responses={200: {"content": {"image/png": {}}, "description": "the map as a PNG"}, **errors(403, 413)},
 )
 async def labelmap_png(
     ids: IdArray,

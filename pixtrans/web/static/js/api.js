@@ -8,6 +8,7 @@ export async function api(path, { json, form, method } = {}) {
   const init = { method: method || (json !== undefined || form ? "POST" : "GET"), headers: {} };
   if (json !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(json); }
   if (form) init.body = form;
+  if (init.method !== "GET") init.headers["X-Pixtrans"] = "1";  // the server refuses other cross-site-capable posts
   const r = await fetch(path, init);
   if (!r.ok) {
     let msg = `${r.status} ${r.statusText}`;
