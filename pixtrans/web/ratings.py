@@ -57,8 +57,8 @@ SUMMARY_FIELDS = (
 
 
 def checkpoint_name(path: str | Path) -> str:
-    """How ratings name a checkpoint: ``run/checkpoint`` for one in a run's ``checkpoints/`` folder, else the folder's
-    name; never an absolute path (the CSV and the API show it). Rows stored with a path are shown this way too."""
+    """How the ratings API and CSVs show a checkpoint: ``run/checkpoint`` for one in a run's ``checkpoints/`` folder,
+    else the folder's name; never the absolute path the file stores (for ``pixtrans compare``)."""
     p = Path(str(path))
     if p.parent.name == "checkpoints" and p.parent.parent.name:
         return f"{p.parent.parent.name}/{p.name}"
@@ -127,13 +127,9 @@ class RatingsDB:
         return out
 
     def counts(self) -> dict[str, int]:
-        """Ratings per checkpoint name (:func:`checkpoint_name`)."""
+        """Ratings per stored checkpoint key (the resolved path; kept in the file for ``pixtrans compare``)."""
         with self._lock, self._connect() as db:
-            found = db.execute("SELECT checkpoint, COUNT(*) FROM ratings GROUP BY checkpoint").fetchall()
-        out: dict[str, int] = {}
-        for ck, n in found:
-            out[_public(ck)] = out.get(_public(ck), 0) + n
-        return out
+            return dict(db.execute("SELECT checkpoint, COUNT(*) FROM ratings GROUP BY checkpoint").fetchall())
 
 
 def _mean_std(values: list[int]) -> tuple[float, float]:

@@ -33,7 +33,6 @@ from ..errors import ConfigError, DataError, PixtransError
 from ..eval.metrics import per_image_metrics
 from ..families.base import round_up
 from ..infer.translator import Translator, load
-from .ratings import checkpoint_name
 from .uploads import ClientError
 
 log = logging.getLogger(__name__)
@@ -197,8 +196,7 @@ def load_models(
         pal = t.palette or info["palette"] or default_palette(max(d.label_nc, 1))
         pal = [list(map(int, c)) for c in pal][: max(d.label_nc, 0)]
         things = [int(c) for c in info.get("things", []) if 0 <= int(c) < d.label_nc]
-        key = checkpoint_name(ck.resolve())
-        entries.append(ModelEntry(mid, name, t, ck, list(names), pal, things, ratings_key=key))
+        entries.append(ModelEntry(mid, name, t, ck, list(names), pal, things, ratings_key=str(ck.resolve())))
     return entries
 
 
