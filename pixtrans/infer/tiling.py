@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import torch
@@ -91,7 +92,10 @@ class _Pointwise(_Node):
 
     def read(self, r: Region) -> Tensor:
         hw = (self.shape[-2], self.shape[-1])
-        return self.fn(*(_operand(a, r, hw) for a in self.args), **self.kwargs)
+        fn = self.fn
+        if fn in _IN_PLACE and isinstance(self.args[0], (_Pointwise, _Cat, _Gather, _Source)):
+            fn = _IN_PLACE[fn]  # the operand is a fresh tile nobody else holds: no extra copy
+        return fn(*(_operand(a, r, hw) for a in self.args), **self.kwargs)
 
 
 class _Cat(_Node):
@@ -394,6 +398,11 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[-1]))
 
 
+def _out_tile(tile: int, sy: int, sx: int) -> int:
+    """Output tile side of a strided operation whose input tiles stay about ``tile`` wide."""
+    return max(8, tile // max(1, sy, sx))
+
+
 def _crop_fill(t: Tensor, y0: int, ny: int, x0: int, nx: int) -> Tensor:
     """Rows ``y0 .. y0+ny`` and columns ``x0 .. x0+nx`` of ``t``, zero outside it."""
     if y0 >= 0 and x0 >= 0 and y0 + ny <= t.shape[-2] and x0 + nx <= t.shape[-1]:
@@ -426,7 +435,7 @@ def _conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)
     ho, wo = (hp - dy * (kh - 1) - 1) // sy + 1, (wp - dx * (kw - 1) - 1) // sx + 1
     b = input.shape[0]
     out = torch.empty(b, weight.shape[0], ho, wo, dtype=input.dtype, device=input.device)
-    for oy0, oy1, ox0, ox1 in regions(ho, wo, input._tile):
+    for oy0, oy1, ox0, ox1 in regions(ho, wo, _out_tile(input._tile, sy, sx)):
         r = (oy0 * sy, (oy1 - 1) * sy + dy * (kh - 1) + 1, ox0 * sx, (ox1 - 1) * sx + dx * (kw - 1) + 1)
         out[..., oy0:oy1, ox0:ox1] = F.conv2d(src.read(r), weight, bias, (sy, sx), 0, (dy, dx), groups)
     return Big(_Stored(out), input._tile)
@@ -470,7 +479,7 @@ def _avg_pool2d(
     src = _padded(input, py, py, px, px)
     ho, wo = (h + 2 * py - kh) // sy + 1, (w + 2 * px - kw) // sx + 1
     out = torch.empty(*input.shape[:2], ho, wo, dtype=input.dtype, device=input.device)
-    for oy0, oy1, ox0, ox1 in regions(ho, wo, input._tile):
+    for oy0, oy1, ox0, ox1 in regions(ho, wo, _out_tile(input._tile, sy, sx)):
         r = (oy0 * sy, (oy1 - 1) * sy + kh, ox0 * sx, (ox1 - 1) * sx + kw)
         t = F.avg_pool2d(src.read(r), (kh, kw), (sy, sx))
         if not count_include_pad and (py or px):  # divide by the pixels inside the image, as torch
@@ -514,8 +523,9 @@ def _moments(node: _Node, tile: int, dims: tuple[int, ...]) -> tuple[Tensor, Ten
     """Mean and biased variance over ``dims`` (float64 sums over tiles), and the count."""
     s = q = None
     for r in regions(node.shape[-2], node.shape[-1], tile):
-        t = node.read(r).double()
-        ts, tq = t.sum(dims, keepdim=True), (t * t).sum(dims, keepdim=True)
+        t = node.read(r)  # float64 sums of the tile's values and squares (no float64 copy of the tile)
+        ts = t.sum(dims, keepdim=True, dtype=torch.float64)
+        tq = t.square().sum(dims, keepdim=True, dtype=torch.float64)
         s, q = (ts, tq) if s is None else (s + ts, q + tq)
     n = math.prod(node.shape[d] for d in dims)
     mean = s / n
@@ -532,7 +542,7 @@ def _normalize(x: Big, mean: Tensor, var: Tensor, eps: float, weight, bias) -> B
 
 
 def _affine(x: Tensor, mean: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-    return (x - mean) * scale + shift
+    return (x - mean).mul_(scale).add_(shift)
 
 
 def _instance_norm(
@@ -578,6 +588,14 @@ def _dropout(input, p=0.5, training=True, inplace=False):
         return NotImplemented  # random: runs on the whole map
     return input
 
+
+# element-wise functions and their in-place forms (used on fresh tiles)
+_IN_PLACE: dict[Callable, Callable] = {
+    torch.relu: torch.relu_,
+    torch.tanh: torch.tanh_,
+    torch.sigmoid: torch.sigmoid_,
+    F.leaky_relu: partial(F.leaky_relu, inplace=True),
+}
 
 _HANDLERS: dict[str, Callable] = {
     "conv2d": _conv2d,
@@ -645,7 +663,8 @@ def translate_tiled(model: TranslationModel, x: dict, style: dict | None, tile: 
     def crop(s) -> Tensor:
         sh, sw = max(1, h * s.shape[-2] // hp), max(1, w * s.shape[-1] // wp)
         if isinstance(s, Big):
-            return _store(_Gather(s._node, torch.arange(sh), torch.arange(sw)), tile).data
+            whole = (sh, sw) == tuple(s.shape[-2:])
+            return _store(s._node if whole else _Gather(s._node, torch.arange(sh), torch.arange(sw)), tile).data
         return s[..., :sh, :sw]
 
     image = crop(res.image)
