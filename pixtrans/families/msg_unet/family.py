@@ -115,7 +115,9 @@ class MSGUNet(TranslationModel):
 
     @property
     def n_outputs(self) -> int:
-        return len(self.D)
+        """Images the generator emits (one per scale, or only full resolution); also without the discriminators
+        (a model built for inference)."""
+        return self.cfg.n_scales if self.cfg.intermediate_outputs else 1
 
     def scales(self, t: Tensor) -> list[Tensor]:
         """``t`` (source or target) at the output scales, coarse to fine, as the discriminators see it."""
