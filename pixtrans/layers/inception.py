@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..errors import CheckpointError, WeightsMissingError
+from .pretrained import check_state, find_weights, hub_checkpoints, read_state
 
 INCEPTION_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
@@ -210,7 +210,7 @@ def _meta_state() -> dict[str, Tensor]:
 
 
 def _missing_message(problem: str) -> str:
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub = hub_checkpoints()
     return (
         f"{problem} FID and KID need the FID Inception-v3 weights: download {INCEPTION_URL} (92 MB) to "
         f"{hub / INCEPTION_FILES[0]}, or set {ENV_VAR}=/path/to/{INCEPTION_FILES[0]} (.pth or .safetensors) or "
@@ -220,69 +220,20 @@ def _missing_message(problem: str) -> str:
 
 def find_fid_inception_weights(weights: str | os.PathLike | None = None) -> str:
     """Resolve where the weights come from (argument, env var, hub cache) or raise WeightsMissingError."""
-    if weights is not None and str(weights):
-        return str(weights)
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return env
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    for name in INCEPTION_FILES:
-        if (hub / name).is_file():
-            return str(hub / name)
-    raise WeightsMissingError(
-        _missing_message(f"no FID Inception weights given (no {ENV_VAR}, nothing at {hub / INCEPTION_FILES[0]}).")
-    )
+    return find_weights(weights, ENV_VAR, INCEPTION_FILES, "FID Inception", _missing_message)
 
 
 def _read_state(source: str) -> dict:
-    if source.startswith(("http://", "https://")):
-        try:
-            return torch.hub.load_state_dict_from_url(source, map_location="cpu", progress=True, weights_only=True)
-        except OSError as err:
-            raise WeightsMissingError(_missing_message(f"could not download {source}: {err}")) from None
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise WeightsMissingError(_missing_message(f"FID Inception weights file {path} does not exist."))
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling / format errors of many kinds
-        raise CheckpointError(
-            f"{path}: cannot read FID Inception weights ({type(err).__name__}: {err}) — expected a state dict "
-            f"saved with torch.save (.pth) or as .safetensors, e.g. {INCEPTION_URL}"
-        ) from None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: holds a {type(state).__name__}, expected a state dict (key -> tensor)")
-    return dict(state)
+    expected = f"a state dict saved with torch.save (.pth) or as .safetensors, e.g. {INCEPTION_URL}"
+    return read_state(source, "FID Inception", _missing_message, expected)
 
 
 def check_fid_inception_state(state: Mapping, source: str) -> dict[str, Tensor]:
     """Validate keys and shapes (``module.`` prefixes, ``AuxLogits.*`` and ``num_batches_tracked`` are ignored)."""
     state = {str(k).removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.") and "num_batches_tracked" not in k}
-    expected = _meta_state()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        what = []
-        if missing:
-            what.append(f"missing {len(missing)} keys ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
-        if unexpected:
-            more = ", ..." if len(unexpected) > 3 else ""
-            what.append(f"unexpected {len(unexpected)} keys ({', '.join(unexpected[:3])}{more})")
-        raise CheckpointError(
-            f"{source}: not the FID Inception-v3: {'; '.join(what)} — expected pt_inception-2015-12-05-6726825d.pth "
-            f"({INCEPTION_URL})"
-        )
-    for k, ref in expected.items():
-        v = state[k]
-        if not isinstance(v, Tensor) or tuple(v.shape) != tuple(ref.shape):
-            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-            raise CheckpointError(f"{source}: {k} has shape {got}, the FID Inception needs {tuple(ref.shape)}")
-    return {k: state[k].float() for k in expected}
+    hint = f"expected pt_inception-2015-12-05-6726825d.pth ({INCEPTION_URL})"
+    return check_state(state, _meta_state(), source, "the FID Inception", "not the FID Inception-v3", hint)
 
 
 def load_fid_inception(weights: str | os.PathLike | None = None) -> FIDInceptionV3:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -28,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import CheckpointError, WeightsMissingError
+from .pretrained import check_state, find_weights, hub_checkpoints, read_state
 
 # torchvision ``features`` configurations; NETS: per backbone the indices of ``features`` tapped (a ReLU or a Fire
 # block), the head channels, the torchvision weight file, its URL and the environment variable naming it.
@@ -152,7 +152,7 @@ class LPIPS(nn.Module):
 # ---------------------------------------------------------------------------- weights
 def _missing_message(problem: str, net: str) -> str:
     spec = NETS[net]
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub = hub_checkpoints()
     return (
         f"{problem} LPIPS ({net}) needs the ImageNet {net} backbone weights: download {spec['url']} to "
         f"{hub / spec['file']}, or set {spec['env']}=/path/to/{spec['file']} or --lpips-backbone FILE, "
@@ -168,35 +168,15 @@ def _heads_message(problem: str, net: str) -> str:
     )
 
 
-def _load_file(path: Path, what: str) -> dict:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling / format errors of many kinds
-        raise CheckpointError(f"{path}: cannot read {what} ({type(err).__name__}: {err})") from None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: holds a {type(state).__name__}, expected a state dict (key -> tensor)")
-    return dict(state)
-
-
 def find_backbone_weights(net: str = "alex", backbone: str | os.PathLike | None = None) -> Path:
     """Argument, then ``PIXTRANS_ALEXNET``/``PIXTRANS_VGG16``, then the torch hub cache; else WeightsMissingError."""
     spec = _check_net(net)
-    src = str(backbone) if backbone is not None and str(backbone) else os.environ.get(spec["env"], "").strip()
-    if src:
-        path = Path(src).expanduser()
-        if not path.is_file():
-            raise WeightsMissingError(_missing_message(f"LPIPS backbone file {path} does not exist.", net))
-        return path
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / spec["file"]
-    if cached.is_file():
-        return cached
-    raise WeightsMissingError(
-        _missing_message(f"no {net} backbone weights given (no {spec['env']}, nothing at {cached}).", net)
+    path = Path(
+        find_weights(backbone, spec["env"], (spec["file"],), f"{net} backbone", lambda p: _missing_message(p, net))
     )
+    if not path.expanduser().is_file():
+        raise WeightsMissingError(_missing_message(f"LPIPS backbone file {path} does not exist.", net))
+    return path.expanduser()
 
 
 def find_head_weights(net: str = "alex", heads: str | os.PathLike | None = None) -> Path:
@@ -220,21 +200,11 @@ def find_head_weights(net: str = "alex", heads: str | os.PathLike | None = None)
 
 
 def _backbone_state(state: dict, net: str, source: str) -> dict[str, Tensor]:
-    if set(state) == {"state_dict"} and isinstance(state["state_dict"], Mapping):
-        state = dict(state["state_dict"])
-    state = {str(k).removeprefix("module."): v for k, v in state.items()}
     with torch.device("meta"):
         expected = {f"features.{k}": v for k, v in _features(net).state_dict().items()}
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise CheckpointError(
-            f"{source}: not a torchvision {net} state dict: missing {', '.join(missing[:3])}"
-            f"{', ...' if len(missing) > 3 else ''} — expected e.g. {NETS[net]['url']}"
-        )
-    for k, ref in expected.items():
-        if tuple(state[k].shape) != tuple(ref.shape):
-            raise CheckpointError(f"{source}: {k} has shape {tuple(state[k].shape)}, {net} needs {tuple(ref.shape)}")
-    return {k.removeprefix("features."): state[k].float() for k in expected}
+    title, hint = f"not a torchvision {net} state dict", f"expected e.g. {NETS[net]['url']}"
+    state = check_state(state, expected, source, net, title, hint, strict=False)
+    return {k.removeprefix("features."): v for k, v in state.items()}
 
 
 def _head_state(state: dict, net: str, source: str) -> list[Tensor]:
@@ -258,8 +228,8 @@ def load_lpips(
     """LPIPS with the backbone and heads from files (see the module docstring for where each is looked for)."""
     bpath = find_backbone_weights(net, backbone)
     hpath = find_head_weights(net, heads)
-    feats = _backbone_state(_load_file(bpath, f"{net} weights"), net, str(bpath))
-    lins = _head_state(_load_file(hpath, "LPIPS heads"), net, str(hpath))
+    feats = _backbone_state(read_state(str(bpath), net, lambda p: _missing_message(p, net)), net, str(bpath))
+    lins = _head_state(read_state(str(hpath), "LPIPS heads", lambda p: _heads_message(p, net)), net, str(hpath))
     model = LPIPS(net)
     model.features.load_state_dict(feats)
     with torch.no_grad():

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..errors import CheckpointError, WeightsMissingError
+from .pretrained import check_state, find_weights, hub_checkpoints, read_state
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbbb4ee.pth"
 VGG19_FILE = "vgg19-dcbbb4ee.pth"
@@ -79,7 +79,7 @@ def conv_indices() -> list[int]:
 
 
 def _missing_message(problem: str) -> str:
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub = hub_checkpoints()
     return (
         f"{problem}\nThe VGG (perceptual) loss needs ImageNet VGG19 weights. Provide them one of these ways:\n"
         f"  - download {VGG19_URL} (548 MB) and put it at {hub / VGG19_FILE}\n"
@@ -90,94 +90,32 @@ def _missing_message(problem: str) -> str:
     )
 
 
-def _is_url(s: str) -> bool:
-    return s.startswith(("http://", "https://"))
-
-
-def _read_state(source: str) -> dict:
-    """Read a raw state dict from a URL or a local .pth/.safetensors file."""
-    if _is_url(source):
-        try:
-            return torch.hub.load_state_dict_from_url(
-                source, map_location="cpu", progress=True, check_hash=True, weights_only=True
-            )
-        except OSError as err:  # no network, HTTP errors, unwritable cache
-            msg = _missing_message(f"could not download VGG19 weights from {source}: {err}")
-            raise WeightsMissingError(msg) from None
-        except Exception as err:  # hash mismatch, not a state dict
-            raise CheckpointError(f"{source}: cannot load VGG19 weights ({type(err).__name__}: {err})") from None
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise WeightsMissingError(_missing_message(f"VGG19 weights file {path} does not exist."))
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling / format errors of many kinds
-        raise CheckpointError(
-            f"{path}: cannot read VGG19 weights ({type(err).__name__}: {err}) — expected a torchvision vgg19 "
-            f"state dict saved with torch.save (.pth) or as .safetensors, e.g. {VGG19_URL}"
-        ) from None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: holds a {type(state).__name__}, expected a VGG19 state dict (key -> tensor)")
-    return dict(state)
-
-
 def _normalise_keys(state: dict) -> dict:
-    """Unwrap ``{'state_dict': ...}``, strip ``module.``, accept bare ``features`` keys; drop ``classifier.*``."""
-    if set(state) == {"state_dict"} and isinstance(state["state_dict"], Mapping):
-        state = dict(state["state_dict"])
+    """Accept bare ``features`` keys (``0.weight``); drop ``classifier.*``."""
     out = {}
     for k, v in state.items():
-        k = str(k).removeprefix("module.")
         if re.fullmatch(r"\d+\.(weight|bias)", k):
             k = "features." + k
-        if k.startswith("classifier."):
-            continue
-        out[k] = v
+        if not k.startswith("classifier."):
+            out[k] = v
     return out
 
 
 def check_vgg19_state(state: Mapping, source: str) -> dict[str, Tensor]:
     """Validate keys and shapes against :class:`VGG19Features`; return the features state dict."""
-    state = _normalise_keys(dict(state))
-    expected = _meta_state()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
-        if unexpected:
-            more = ", ..." if len(unexpected) > 4 else ""
-            parts.append(f"unexpected {len(unexpected)} keys ({', '.join(unexpected[:4])}{more})")
-        raise CheckpointError(
-            f"{source}: not a VGG19 state dict: {'; '.join(parts)} — expected torchvision's vgg19 layout "
-            f"(features.0.weight ... features.34.bias), e.g. {VGG19_URL}"
-        )
-    for k, ref in expected.items():
-        v = state[k]
-        if not isinstance(v, Tensor) or tuple(v.shape) != tuple(ref.shape):
-            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-            raise CheckpointError(f"{source}: {k} has shape {got}, VGG19 needs {tuple(ref.shape)}")
-    return {k: state[k].float() for k in expected}
+    state = _normalise_keys({str(k).removeprefix("module."): v for k, v in state.items()})
+    hint = f"expected torchvision's vgg19 layout (features.0.weight ... features.34.bias), e.g. {VGG19_URL}"
+    return check_state(state, _meta_state(), source, "VGG19", "not a VGG19 state dict", hint)
 
 
 def find_vgg19_weights(weights: str | os.PathLike | None = None) -> str:
     """Resolve where the weights come from (argument, env var, hub cache) or raise WeightsMissingError."""
-    if weights is not None and str(weights):
-        return str(weights)
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return env
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if cached.is_file():
-        return str(cached)
-    raise WeightsMissingError(
-        _missing_message(f"no VGG19 weights given (no model.vgg_weights, no {ENV_VAR}, nothing at {cached}).")
-    )
+    return find_weights(weights, ENV_VAR, (VGG19_FILE,), "VGG19", _missing_message)
+
+
+def _read_state(source: str) -> dict:
+    expected = f"a torchvision vgg19 state dict saved with torch.save (.pth) or as .safetensors, e.g. {VGG19_URL}"
+    return read_state(source, "VGG19", _missing_message, expected)
 
 
 def load_vgg19(weights: str | os.PathLike | None = None) -> VGG19Features:
