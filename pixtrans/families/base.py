@@ -294,20 +294,8 @@ class TranslationModel(nn.Module):
         return self.prepare({"input": ids, "inst": inst})
 
     def export_inputs(self, batch: int, height: int, width: int, gen: torch.Generator) -> dict[str, Tensor]:
-        """Named example inputs of :meth:`inference_module`, like real ones: blocky label maps (one-hot +
-        boundaries) or images in [-1, 1]."""
-        data = self.data_cfg
-        if data.label_nc == 0:
-            return {"input": torch.rand(batch, data.input_nc, height, width, generator=gen) * 2 - 1}
-        coarse = (batch, 1, max(1, height // 8), max(1, width // 8))
-        ids = torch.randint(0, data.label_nc, coarse, generator=gen)
-        if data.contain_dontcare:
-            ids[torch.rand(coarse, generator=gen) < 0.05] = 255
-        inst = ids * 1000 + torch.randint(0, 3, coarse, generator=gen)
-        up = nn.functional.interpolate
-        ids = up(ids.float(), size=(height, width), mode="nearest").long()
-        inst = up(inst.float(), size=(height, width), mode="nearest").long()
-        return {"input": self.prepare({"input": ids, "inst": inst})["input"].float().cpu()}
+        """Named example inputs of :meth:`inference_module`, like real ones (:meth:`example_batch`)."""
+        return {"input": self.example_batch(batch, height, width, gen)["input"].float().cpu()}
 
     @property
     def aspect_ratio(self) -> float:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .pretrained import check_state, find_weights, hub_checkpoints, read_state
+from .pretrained import check_state, find_weights, hub_checkpoints, read_state, save_state
 
 INCEPTION_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
@@ -270,12 +270,4 @@ def save_random_fid_inception(path: str | os.PathLike, seed: int = 0) -> Path:
             state[k] = 1 + 0.01 * torch.randn(v.shape, generator=g)
         else:  # fc
             state[k] = 0.01 * torch.randn(v.shape, generator=g)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(path))
-    else:
-        torch.save(state, path)
-    return path
+    return save_state(state, path)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import CheckpointError, WeightsMissingError
-from .pretrained import check_state, find_weights, hub_checkpoints, read_state
+from .pretrained import check_state, find_weights, hub_checkpoints, read_state, save_state
 
 # torchvision ``features`` configurations; NETS: per backbone the indices of ``features`` tapped (a ReLU or a Fire
 # block), the head channels, the torchvision weight file, its URL and the environment variable naming it.
@@ -250,17 +250,11 @@ def save_random_backbone(path: str | os.PathLike, net: str = "alex", seed: int =
             state[f"features.{k}"] = torch.randn(v.shape, generator=g) * (2.0 / fan_in) ** 0.5
         else:
             state[f"features.{k}"] = torch.randn(v.shape, generator=g) * 0.01
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path
+    return save_state(state, path)
 
 
 def save_random_heads(path: str | os.PathLike, net: str = "alex", seed: int = 0) -> Path:
     """Random non-negative heads in the lpips file layout (``lin{i}.model.1.weight``) (tests)."""
     g = torch.Generator().manual_seed(seed)
     state = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=g) for i, c in enumerate(NETS[net]["channels"])}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path
+    return save_state(state, path)

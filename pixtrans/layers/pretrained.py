@@ -91,3 +91,16 @@ def check_state(
             got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
             raise CheckpointError(f"{source}: {k} has shape {got}, {name} needs {tuple(ref.shape)}")
     return {k: state[k].float() for k in expected}
+
+
+def save_state(state: dict[str, Tensor], path: str | os.PathLike) -> Path:
+    """Write a state dict as ``.safetensors`` (by suffix) or with ``torch.save``; creates the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path

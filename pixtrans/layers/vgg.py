@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .pretrained import check_state, find_weights, hub_checkpoints, read_state
+from .pretrained import check_state, find_weights, hub_checkpoints, read_state, save_state
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbbb4ee.pth"
 VGG19_FILE = "vgg19-dcbbb4ee.pth"
@@ -147,15 +147,7 @@ def save_random_vgg19(path: str | os.PathLike, seed: int = 0, classifier: bool =
         for i, (cin, cout) in zip((0, 3, 6), ((512 * 7 * 7, 4096), (4096, 4096), (4096, 1000))):
             state[f"classifier.{i}.weight"] = torch.randn(cout, cin, generator=g) * 0.01
             state[f"classifier.{i}.bias"] = torch.zeros(cout)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(path))
-    else:
-        torch.save(state, path)
-    return path
+    return save_state(state, path)
 
 
 class VGGLoss(nn.Module):
