@@ -211,15 +211,16 @@ def runtime_line(info: dict) -> str:
     return f"runtime: {info['runtime']} {info['precision']}{how}"
 
 
-def add_runtime_args(p: argparse.ArgumentParser, default: str = "torch") -> None:
-    """--runtime / --precision (see pixtrans.infer.runtimes)."""
+def add_runtime_args(p: argparse.ArgumentParser, default: str = "torch", every: str = "auto", **helps: str) -> None:
+    """--runtime / --precision (see pixtrans.infer.runtimes); ``every``: the choice beyond the named runtimes
+    (``auto`` picks one, ``all`` for bench); ``helps``: ``runtime=`` / ``precision=`` help texts."""
     p.add_argument(
-        "--runtime", choices=["auto", "torch", "onnxruntime", "openvino"], default=default,
-        help="where the generator runs; auto: the fastest path verified against torch fp32 on this machine",
+        "--runtime", choices=[every, "torch", "onnxruntime", "openvino"], default=default,
+        help=helps.get("runtime", "where the generator runs; auto: the fastest path verified against torch fp32"),
     )  # fmt: skip
     p.add_argument(
         "--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-        help="auto: fp32 for a named runtime, any verified precision with --runtime auto",
+        help=helps.get("precision", "auto: fp32 for a named runtime, any verified precision with --runtime auto"),
     )  # fmt: skip
 
 
@@ -450,12 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", type=_device_arg, default="cpu")
     b.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
     b.add_argument("--threads", type=_at_least(0), default=0, help="0: torch's default")
-    b.add_argument(
-        "--runtime", choices=["all", "torch", "onnxruntime", "openvino"], default="torch",
-        help="all: one table of every runtime x precision vs torch fp32, timed interleaved (what translate runs)",
+    add_runtime_args(
+        b, every="all",
+        runtime="all: one table of every runtime x precision vs torch fp32, timed interleaved (what translate runs)",
+        precision="with --runtime: only this precision (auto: every one)",
     )  # fmt: skip
-    b.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="with --runtime: only this precision (auto: every one)")  # fmt: skip
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench)

@@ -331,6 +331,8 @@ def cmd_serve(a) -> None:
 
 def add_commands(sub) -> None:
     """Register ``pixtrans serve``."""
+    from ..cli import add_runtime_args
+
     p = sub.add_parser("serve", help="the web studio: draw, translate with several models, browse, rate, download")
     p.add_argument("checkpoints", nargs="*", help="run or checkpoint folders (default: every run under ./runs)")
     p.add_argument("--data", default=None, help="dataset root whose test split gives the samples")
@@ -347,12 +349,7 @@ def add_commands(sub) -> None:
     p.add_argument("--queue", type=int, default=4, help="translations queued at most before 429 Busy")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default min(4, cores))")
     p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--runtime", choices=["auto", "torch", "onnxruntime", "openvino"], default="torch",
-        help="where the generators run; auto: the fastest path verified against torch fp32 on this machine",
-    )  # fmt: skip
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="auto: fp32 for a named runtime, any verified precision with --runtime auto")  # fmt: skip
+    add_runtime_args(p, runtime="where the generators run; auto: the fastest path verified against torch fp32 here")
     p.add_argument("--batch", type=int, default=8,
                    help="concurrent requests for one model run as one batch of at most this many (1: off)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
