@@ -110,7 +110,7 @@ def _size_arg(text: str, flag: str = "--size"):
     raise ConfigError(f"{flag} {text!r}: expected a positive side (64) or WIDTHxHEIGHT (128x64)")
 
 
-def _at_least(low: int):
+def at_least(low: int):
     """An argparse type: an integer >= ``low`` (argparse reports anything else as one error line)."""
 
     def parse(text: str) -> int:
@@ -126,7 +126,18 @@ def _at_least(low: int):
     return parse
 
 
-def _device_arg(text: str) -> str:
+def positive(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def device_arg(text: str) -> str:
     """An argparse type: auto, cpu, mps or cuda[:N] / xpu[:N] (CUDA's presence is checked when it is used)."""
     if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not one of auto, cpu, cuda, cuda:N, mps, xpu, xpu:N")
@@ -392,8 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = d.add_parser("synth", help="write the built-in synthetic label->photo dataset")
     s.add_argument("--out", required=True)
-    s.add_argument("--n", type=_at_least(1), default=32, help="training scenes")
-    s.add_argument("--n-test", type=_at_least(0), default=None, help="test scenes (default max(4, n/4))")
+    s.add_argument("--n", type=at_least(1), default=32, help="training scenes")
+    s.add_argument("--n-test", type=at_least(0), default=None, help="test scenes (default max(4, n/4))")
     s.add_argument("--size", default="64", help="side (64) or WxH (128x64)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--aligned", action="store_true", help="also write aligned AB images (pix2pix format)")
@@ -410,16 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     t.add_argument("--out", default="", help="run folder (default runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    t.add_argument("--steps", type=_at_least(0), default=None, help="shortcut for --set train.steps=N")
+    t.add_argument("--steps", type=at_least(0), default=None, help="shortcut for --set train.steps=N")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("test", help="translate a test split; images, index.html, metrics.json")
     e.add_argument("checkpoint", help="run or checkpoint folder")
     e.add_argument("--data", default="", help="dataset root (default: the one in the config)")
     e.add_argument("--out", required=True)
-    e.add_argument("--max-items", type=_at_least(0), default=0, help="0: all")
+    e.add_argument("--max-items", type=at_least(0), default=0, help="0: all")
     e.add_argument("--style", default="", help="JSON style (e.g. '{\"seed\": 3}')")
-    e.add_argument("--device", type=_device_arg, default="auto")
+    e.add_argument("--device", type=device_arg, default="auto")
     e.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
     add_runtime_args(e)
     add_score_args(e)
@@ -432,13 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--instances", default="", help="folder of instance maps, matched as the datasets do (Cityscapes _instanceIds)"
     )
-    r.add_argument("--tile", type=_at_least(0), default=0, help="tile size for images larger than memory allows")
+    r.add_argument("--tile", type=at_least(0), default=0, help="tile size for images larger than memory allows")
     r.add_argument("--seed", type=int, default=None, help="style seed (SPADE VAE)")
     r.add_argument("--cluster", type=int, default=None, help="feature cluster for every class (pix2pixHD)")
     r.add_argument("--reference", default="", help="reference photo whose style to use")
     r.add_argument("--style", default="", help='full style as JSON, e.g. \'{"clusters": {"5": 2}}\'')
     r.add_argument("--all-scales", action="store_true", help="write every output scale (MSG U-Net)")
-    r.add_argument("--device", type=_device_arg, default="auto")
+    r.add_argument("--device", type=device_arg, default="auto")
     r.add_argument("--paper-test", action="store_true", help=PAPER_TEST)
     add_runtime_args(r)
     r.set_defaults(fn=cmd_translate)
@@ -446,11 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="params, GFLOPs, latency, peak memory of a preset or checkpoint")
     b.add_argument("model", help="preset name (unet_256, pix2pixhd_global, ...) or checkpoint")
     b.add_argument("--size", default="256x256", help="WxH")
-    b.add_argument("--runs", type=_at_least(1), default=5)
-    b.add_argument("--warmup", type=_at_least(0), default=2)
-    b.add_argument("--device", type=_device_arg, default="cpu")
+    b.add_argument("--runs", type=at_least(1), default=5)
+    b.add_argument("--warmup", type=at_least(0), default=2)
+    b.add_argument("--device", type=device_arg, default="cpu")
     b.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
-    b.add_argument("--threads", type=_at_least(0), default=0, help="0: torch's default")
+    b.add_argument("--threads", type=at_least(0), default=0, help="0: torch's default")
     add_runtime_args(
         b, every="all",
         runtime="all: one table of every runtime x precision vs torch fp32, timed interleaved (what translate runs)",
@@ -465,10 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="synthetic data -> short CPU training (pix2pixHD + styles) -> one HTML report")
     m.add_argument("--out", default="demo")
-    m.add_argument("--steps", type=_at_least(1), default=800)
-    m.add_argument("--size", type=_at_least(32), default=64)
-    m.add_argument("--n", type=_at_least(1), default=64, help="training scenes")
-    m.add_argument("--ngf", type=_at_least(1), default=32, help="generator/discriminator width")
+    m.add_argument("--steps", type=at_least(1), default=800)
+    m.add_argument("--size", type=at_least(32), default=64)
+    m.add_argument("--n", type=at_least(1), default=64, help="training scenes")
+    m.add_argument("--ngf", type=at_least(1), default=32, help="generator/discriminator width")
     m.set_defaults(fn=cmd_demo)
 
     sub.lazy = {}

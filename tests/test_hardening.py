@@ -586,3 +586,18 @@ def test_cli_mistakes_are_one_line(argv, tiny_run, synth_root, tmp_path, capsys)
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("usage:", " ", "runtime:"))]
     assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--batch", "-2"], ["--threads", "-1"], ["--port", "-1"], ["--max-upload-mb", "-1"], ["--queue", "0"],
+     ["--device", "gpu"], ["--max-mp-models", "nan"], ["--max-pixels", "0"]],
+)  # fmt: skip
+def test_serve_refuses_bad_numbers_in_one_line_before_starting(args, capsys):
+    from pixtrans.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("pixtrans serve: error: argument " + args[0]) and "Traceback" not in "\n".join(err)

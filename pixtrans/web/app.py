@@ -331,26 +331,26 @@ def cmd_serve(a) -> None:
 
 def add_commands(sub) -> None:
     """Register ``pixtrans serve``."""
-    from ..cli import add_runtime_args
+    from ..cli import add_runtime_args, at_least, device_arg, positive
 
     p = sub.add_parser("serve", help="the web studio: draw, translate with several models, browse, rate, download")
     p.add_argument("checkpoints", nargs="*", help="run or checkpoint folders (default: every run under ./runs)")
     p.add_argument("--data", default=None, help="dataset root whose test split gives the samples")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload")
-    p.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest accepted image (width*height)")
+    p.add_argument("--port", type=at_least(0), default=8000)
+    p.add_argument("--max-upload-mb", type=positive, default=20.0, help="largest accepted upload")
+    p.add_argument("--max-pixels", type=at_least(1), default=4096 * 4096, help="largest accepted image (width*height)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also answer requests whose Host header is NAME (repeatable; '*': any). Default: loopback "
                    "names and --host only (guards against DNS rebinding)")  # fmt: skip
-    p.add_argument("--max-mp-models", type=float, default=16.0,
+    p.add_argument("--max-mp-models", type=positive, default=16.0,
                    help="compute budget of one request: megapixels translated summed over its models")  # fmt: skip
     p.add_argument("--ratings", default=None, help="SQLite file for ratings (default: ratings.sqlite in the run)")
-    p.add_argument("--queue", type=int, default=4, help="translations queued at most before 429 Busy")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default min(4, cores))")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--queue", type=at_least(1), default=4, help="translations queued at most before 429 Busy")
+    p.add_argument("--threads", type=at_least(0), default=0, help="torch CPU threads (default min(4, cores))")
+    p.add_argument("--device", type=device_arg, default="auto")
     add_runtime_args(p, runtime="where the generators run; auto: the fastest path verified against torch fp32 here")
-    p.add_argument("--batch", type=int, default=8,
+    p.add_argument("--batch", type=at_least(1), default=8,
                    help="concurrent requests for one model run as one batch of at most this many (1: off)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(fn=cmd_serve)
