@@ -202,9 +202,7 @@ def _load_for_inference(a):
     _check_device(a.device)
     t = load(a.checkpoint, device=a.device)
     if a.paper_test:
-        if t.family != "pix2pix":
-            raise ConfigError(f"--paper-test is pix2pix's test protocol; {a.checkpoint} is a {t.family} model")
-        t.model.cfg.eval_mode = False
+        t.model.use_paper_test()
     info = t.use_runtime("torch" if a.paper_test else a.runtime, "fp32" if a.paper_test else a.precision)
     print(runtime_line(info), file=sys.stderr)
     return t

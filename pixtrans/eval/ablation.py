@@ -66,7 +66,7 @@ def ablation_table(translator, data_root: str | Path, max_items: int = 0, progre
     from ..data.datasets import build_dataset
 
     model = translator.model
-    if translator.family != "msg_unet":
+    if not model.multi_scale:
         raise ConfigError(f"ablation: {translator.path} is a {translator.family} model; it needs an MSG U-Net")
     n_in = model.cfg.n_scales
     data = translator.cfg.data.model_copy(update={"root": str(data_root), "max_items": max_items})

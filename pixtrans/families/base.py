@@ -91,6 +91,7 @@ class TranslationModel(nn.Module):
     Config: ClassVar[type[Section]] = Section
     Style: ClassVar[type[Style]] = NoStyle
     d_optimizers: ClassVar[tuple[str, ...]] = ("D",)
+    multi_scale: ClassVar[bool] = False  # an output per pyramid scale (the resolution ablation, the gradient study)
     # state_dict prefixes that are not saved (frozen pretrained helpers such as the VGG19 of the perceptual loss)
     transient_prefixes: ClassVar[tuple[str, ...]] = ("vgg_loss.",)
 
@@ -239,6 +240,10 @@ class TranslationModel(nn.Module):
                 msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
                 lines.append(f"{loc}: {msg}")
             raise ConfigError(f"style: {'; '.join(lines)}; this {self.family} model takes {takes}") from None
+
+    def use_paper_test(self) -> None:
+        """Switch inference to the paper's test protocol where the family has one (``--paper-test``)."""
+        raise ConfigError(f"--paper-test is pix2pix's test protocol; this is a {self.family} model")
 
     def encode_reference(self, photo: Tensor, label: Tensor | None = None, inst: Tensor | None = None) -> dict:
         """The style (a dict :meth:`parse_style` accepts) that copies a reference photo (1, 3, H, W) in [-1, 1];

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..config import ExperimentConfig
 from ..errors import ConfigError
+from ..registry import family_class
 
 VARIANTS = (("with_outputs", True), ("without_outputs", False))
 
@@ -103,7 +104,7 @@ def gradient_study(
 ) -> dict:
     """Train ``cfg`` (an MSG U-Net experiment) for ``steps`` with and without intermediate outputs; write
     ``gradients.png`` and ``gradients.json`` in ``out``; returns the summary."""
-    if cfg.family != "msg_unet":
+    if not family_class(cfg.family).multi_scale:
         raise ConfigError(f"gradstudy: family {cfg.family!r}; the gradient study needs an MSG U-Net config")
     if steps < 1 or not 1 <= collect <= steps:
         raise ConfigError(f"gradstudy: need steps >= 1 and 1 <= collect <= steps (got {steps}, {collect})")

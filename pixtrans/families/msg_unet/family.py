@@ -80,6 +80,7 @@ class MSGUNet(TranslationModel):
 
     family = "msg_unet"
     Config = MSGUNetConfig
+    multi_scale = True
 
     def __init__(self, cfg: MSGUNetConfig, data: DataConfig, inference: bool = False):
         super().__init__(cfg, data, inference)

@@ -116,6 +116,10 @@ class Pix2Pix(TranslationModel):
     def generate(self, x: dict) -> list[Tensor]:
         return [self.G(x["input"])]
 
+    def use_paper_test(self) -> None:
+        """The official test.py without --eval: each image's own BN statistics, dropout on."""
+        self.cfg.eval_mode = False
+
     @torch.no_grad()
     def translate(self, x: dict, style: dict | None = None) -> Translation:
         if self.training or self.cfg.eval_mode:
