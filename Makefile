@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/pixtrans demo --out demo
 
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python tests/run_isolated.py $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
