@@ -539,6 +539,17 @@ def test_full_queue_answers_429_and_recovers(runs, synth_root, tmp_path):
         assert c.get("/api/health").json()["pending"] == 0
 
 
+def test_app_serves_again_after_its_lifespan_restarts(runs, tmp_path):
+    """A server (or test client) that stops and starts the same app gets fresh worker threads: no 'cannot schedule
+    new futures after shutdown' on the first translation after a restart."""
+    app = create_app([runs["p2p"]], None, tmp_path / "r.sqlite")
+    body = {"label": ids_json(scene())}
+    for _ in range(3):
+        with TestClient(app, **LOCAL) as c:
+            assert c.post("/api/translate", json=body).status_code == 200
+    assert app.state.queue.pending == 0
+
+
 def test_unexpected_server_errors_are_json_500_and_the_queue_recovers(runs, tmp_path):
     app = create_app([runs["p2p"]], None, tmp_path / "r.sqlite")
     studio = app.state.studio

@@ -15,7 +15,8 @@ from .studio import ModelEntry
 
 
 class WebModels:
-    """Exports made on demand and kept until :meth:`close`; one export per model, even under concurrent requests."""
+    """Exports made on demand and kept until :meth:`close` (after which they are made again on demand); one export per
+    model, even under concurrent requests."""
 
     def __init__(self):
         self._dir: Path | None = None
@@ -59,3 +60,4 @@ class WebModels:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
+            self._done.clear()  # a restarted app exports again into a fresh folder

@@ -212,7 +212,8 @@ class InferenceQueue:
 
     def __init__(self, max_pending: int = 4, workers: int = 1):
         self.max_pending = max(1, int(max_pending))
-        self.pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="pixtrans-infer")
+        self.workers = max(1, int(workers))
+        self._pool: ThreadPoolExecutor | None = None
         self.gate = threading.Condition()
         self._turns = threading.local()
         self._pending = 0
@@ -229,6 +230,14 @@ class InferenceQueue:
                 return fn(*args)
             finally:
                 self._turns.active = False
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The worker threads, started on first use and again after :meth:`shutdown` (an app's lifespan may restart)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="pixtrans-infer")
+            return self._pool
 
     @property
     def pending(self) -> int:
@@ -249,7 +258,10 @@ class InferenceQueue:
                 self._pending -= 1
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Group:
