@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 # Small convs on 2 shared cores: OpenMP's default busy-waiting makes them many times slower under load.
@@ -13,6 +14,18 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+PIX2PIX_CFG = ROOT / "pixtrans" / "configs" / "pix2pix_synth.yaml"
+# `--set` items for a tiny pix2pix (32 px crops, quiet logs) in the training tests; later items override these.
+TINY_PIX2PIX = [
+    "model.ngf=8",
+    "model.ndf=8",
+    "model.num_downs=5",
+    "data.load_size=32",
+    "data.crop_size=32",
+    "train.progress=false",
+    "train.log_every=1",
+    "train.sample_every=0",
+]
 
 
 def pytest_configure(config):
@@ -37,3 +50,24 @@ def synth_root(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     generate(out, n=8, n_test=4, size=64, seed=1)
     return out
+
+
+def tiny_config(root, *extra: str, base: list[str] = TINY_PIX2PIX):
+    """The pix2pix synth config on data ROOT with BASE then EXTRA applied as `--set` items."""
+    from pixtrans.config import load_config
+
+    return load_config(PIX2PIX_CFG, [f"data.root={root}", *base, *extra])
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a `pixtrans` child process: one OpenMP thread, unbuffered output, this checkout first."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def torchrun_train(cfg, out, sets: list[str], *extra: str) -> list[str]:
+    """The command that runs `pixtrans train CFG --set SETS... --out OUT EXTRA...` as two torchrun processes."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    args = [a for s in sets for a in ("--set", s)]
+    return [*torchrun, "-m", "pixtrans", "train", str(cfg), *args, "--out", str(out), *extra]

@@ -23,6 +23,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import PIX2PIX_CFG as CFG
+from conftest import TINY_PIX2PIX as TINY
+from conftest import tiny_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -32,35 +35,20 @@ import pixtrans
 from pixtrans import checkpoints
 from pixtrans.checkpoints import clean_orphans, load_train_state, resolve_checkpoint, torch_load_safely
 from pixtrans.cli import main
-from pixtrans.config import ExperimentConfig, config_from_dict, config_reference, load_config
+from pixtrans.config import config_from_dict, config_reference, load_config
 from pixtrans.data.io import read_label, read_rgb
 from pixtrans.errors import CheckpointError, ConfigError, DataError, PixtransError
 from pixtrans.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = ROOT / "pixtrans" / "configs" / "pix2pix_synth.yaml"
-TINY = [
-    "model.ngf=8",
-    "model.ndf=8",
-    "model.num_downs=5",
-    "data.load_size=32",
-    "data.crop_size=32",
-    "train.progress=false",
-    "train.log_every=1",
-    "train.sample_every=0",
-]
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def _cfg(root, *extra) -> ExperimentConfig:
-    return load_config(CFG, [f"data.root={root}", *TINY, *extra])
 
 
 @pytest.fixture(scope="module")
 def tiny_run(synth_root, tmp_path_factory) -> Path:
     """A 4-step pix2pix run with checkpoints at steps 2 and 4 (copy it before damaging it)."""
     run = tmp_path_factory.mktemp("hardening") / "run"
-    Trainer(_cfg(synth_root, "train.steps=4", "train.save_every=2"), run).fit()
+    Trainer(tiny_config(synth_root, "train.steps=4", "train.save_every=2"), run).fit()
     return run
 
 
@@ -305,7 +293,7 @@ def test_dataset_names_a_dangling_symlink_not_a_missing_partner(synth_root, tmp_
     photo = sorted((root / "train_img").iterdir())[0]
     photo.unlink()
     photo.symlink_to(tmp_path / "nowhere.png")
-    report = check_dataset(_cfg(root).data)
+    report = check_dataset(tiny_config(root).data)
     problems = [p["problem"] for r in report["splits"].values() for p in r["problems"]]
     assert any("dangling symlink" in p for p in problems), problems
     assert not any("missing partner" in p for p in problems), problems
@@ -405,7 +393,7 @@ def test_resume_falls_back_past_a_damaged_train_state(tiny_run, synth_root, tmp_
     state.write_bytes(state.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="train_state.pt.*damaged"):
         load_train_state(state.parent)
-    t = Trainer(_cfg(synth_root, "train.steps=5", "train.save_every=2"), run, resume=True)
+    t = Trainer(tiny_config(synth_root, "train.steps=5", "train.save_every=2"), run, resume=True)
     out = capsys.readouterr().out
     assert t.step == 2 and "step_0000004" in out and "damaged" in out and "step_0000002" in out
     t.fit()
@@ -418,12 +406,12 @@ def test_resume_refuses_changed_hyperparameters_and_records_nothing(tiny_run, sy
     before = (run / "config.yaml").read_text()
     for change in (["train.lr=1e-3"], ["train.lr_policy=step"], ["train.beta1=0.9", "data.batch_size=2"]):
         with pytest.raises(ConfigError) as err:
-            Trainer(_cfg(synth_root, "train.steps=4", "train.save_every=2", *change), run, resume=True)
+            Trainer(tiny_config(synth_root, "train.steps=4", "train.save_every=2", *change), run, resume=True)
         msg = str(err.value)
         assert all(c.split("=")[0] in msg for c in change) and "\n" not in msg and "init_from" in msg
         assert (run / "config.yaml").read_text() == before
     # keys that may change are used and recorded, and said so
-    t = Trainer(_cfg(synth_root, "train.steps=6", "train.save_every=3", "train.log_every=2"), run, resume=True)
+    t = Trainer(tiny_config(synth_root, "train.steps=6", "train.save_every=3", "train.log_every=2"), run, resume=True)
     assert "train.steps changed 4 -> 6" in capsys.readouterr().out
     t.fit()
     recorded = yaml.safe_load((run / "config.yaml").read_text())["train"]
@@ -472,7 +460,7 @@ def test_divergence_guard_covers_weights_and_buffers_and_never_saves_them(synth_
             name = next(k for k, v in named.items() if v.is_floating_point() and ("running" in k or where == "weight"))
             named[name].data.fill_(float("inf"))
 
-    trainer = Trainer(_cfg(synth_root, "train.steps=6", "train.save_every=2"), run)
+    trainer = Trainer(tiny_config(synth_root, "train.steps=6", "train.save_every=2"), run)
     with pytest.raises(PixtransError, match="diverged") as err:
         trainer.fit(poison)
     msg = str(err.value)
@@ -487,7 +475,7 @@ def test_divergence_before_any_checkpoint_says_so(synth_root, tmp_path):
         next(t.model.G.parameters()).data.fill_(float("nan"))
 
     with pytest.raises(PixtransError, match="no checkpoint was saved before this"):
-        Trainer(_cfg(synth_root, "train.steps=3", "train.save_every=0"), tmp_path / "run").fit(poison)
+        Trainer(tiny_config(synth_root, "train.steps=3", "train.save_every=0"), tmp_path / "run").fit(poison)
 
 
 def test_test_and_translate_refuse_non_finite_weights_and_outputs(tiny_run, synth_root, tmp_path, capsys):
@@ -540,7 +528,7 @@ def test_kill_9_during_a_save_then_resume(synth_root, tmp_path):
     good = resolve_checkpoint(run)
     checkpoints.load_train_state(good)
     (run / "checkpoints" / ".tmp_step_9999999_x").mkdir()  # an orphan for sure, whether or not the kill left one
-    t = Trainer(_cfg(synth_root, "train.steps=40", "train.save_every=1", "train.keep_checkpoints=2"), run, True)
+    t = Trainer(tiny_config(synth_root, "train.steps=40", "train.save_every=1", "train.keep_checkpoints=2"), run, True)
     assert t.step == json.loads((good / "meta.json").read_text())["step"]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
     t.cfg.train.steps = t.step + 1

@@ -6,37 +6,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import PIX2PIX_CFG, TINY_PIX2PIX, child_env, tiny_config, torchrun_train
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, DistributedSampler
 
 from pixtrans.checkpoints import resolve_checkpoint
-from pixtrans.config import load_config
 from pixtrans.data.datasets import ItemKey, build_dataset
 from pixtrans.train.trainer import Trainer, _Keys
 
-ROOT = Path(__file__).resolve().parents[1]
-CFG = ROOT / "pixtrans" / "configs" / "pix2pix_synth.yaml"
-TINY = [
-    "model.ngf=8",
-    "model.ndf=8",
-    "model.num_downs=5",
-    "data.load_size=40",
-    "data.crop_size=32",
-    "data.color_jitter=0.5",
-    "train.progress=false",
-    "train.log_every=1",
-    "train.sample_every=0",
-]
+TINY = [*TINY_PIX2PIX, "data.load_size=40", "data.color_jitter=0.5"]
 
 
 def _cfg(root, *extra):
-    return load_config(CFG, [f"data.root={root}", *TINY, *extra])
+    return tiny_config(root, *extra, base=TINY)
 
 
 def _weights(run) -> dict[str, torch.Tensor]:
@@ -114,31 +100,9 @@ def test_bad_files_found_in_worker_processes_are_booked_in_the_trainer(synth_roo
     assert f"skipped 1 bad file(s): {bad}" in capsys.readouterr().out
 
 
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _torchrun(root, out: Path, steps: int, *extra: str) -> list[str]:
+def _torchrun(root, out, steps: int, *extra: str) -> list[str]:
     sets = [f"data.root={root}", f"train.steps={steps}", "train.save_every=4", "data.batch_size=2", *TINY]
-    args = [a for s in sets for a in ("--set", s)]
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "pixtrans",
-        "train",
-        str(CFG),
-        *args,
-        "--out",
-        str(out),
-        *extra,
-    ]
+    return torchrun_train(PIX2PIX_CFG, out, sets, *extra)
 
 
 @pytest.mark.slow
@@ -146,12 +110,12 @@ def test_kill_9_under_torchrun_then_resume_equals_an_uninterrupted_run(synth_roo
     steps = 16
     # the uninterrupted run goes alongside the one that gets killed
     ref = subprocess.Popen(
-        _torchrun(synth_root, tmp_path / "a", steps), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        _torchrun(synth_root, tmp_path / "a", steps), env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     run = tmp_path / "b"
     p = subprocess.Popen(
         _torchrun(synth_root, run, steps),
-        env=_env(),
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -163,7 +127,7 @@ def test_kill_9_under_torchrun_then_resume_equals_an_uninterrupted_run(synth_roo
     p.wait()
     killed_at = json.loads((resolve_checkpoint(run) / "meta.json").read_text())["step"]
     assert 0 < killed_at < steps
-    p = subprocess.run(_torchrun(synth_root, run, steps, "--resume"), env=_env(), capture_output=True, text=True)
+    p = subprocess.run(_torchrun(synth_root, run, steps, "--resume"), env=child_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]
     _, err = ref.communicate(timeout=300)
     assert ref.returncode == 0, err[-3000:]

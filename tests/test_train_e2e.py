@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import child_env, torchrun_train
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -112,34 +112,10 @@ def test_bench_json(capsys):
     assert res["params"] == 41_828_995  # official unet_128 (3->3, ngf 64)
 
 
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 @pytest.mark.slow
 def test_torchrun_two_processes(synth_root, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "pixtrans",
-        "train",
-        CFG,
-        "--set",
-        f"data.root={synth_root}",
-        "--set",
-        "train.steps=4",
-        "--out",
-        str(tmp_path / "r2"),
-        *TINY,
-    ]
-    p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    cmd = torchrun_train(CFG, tmp_path / "r2", [f"data.root={synth_root}", "train.steps=4"], *TINY)
+    p = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     meta = json.loads((resolve_checkpoint(tmp_path / "r2") / "meta.json").read_text())
     assert meta["step"] == 4
@@ -163,7 +139,7 @@ def test_sigterm_saves_then_resume(synth_root, tmp_path):
         str(run),
         *TINY,
     ]
-    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = run / "log.csv"
     deadline = time.time() + 120
     while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) > 3):
