@@ -167,18 +167,25 @@ def summarise(per_seed: dict[int, dict]) -> dict:
     return {"params_G": rows[0]["params_G"], **mean, "seeds": per_seed}
 
 
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table (also for real_photos.py): the first and last columns left-aligned, the numbers between
+    right-aligned; an empty cell is left blank."""
+
+    def line(cells: list[str]) -> str:
+        return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
+
+    rule = "|" + "|".join(["---", *["---:"] * (len(head) - 2), "---"]) + "|"
+    return "\n".join([line(head), rule, *map(line, rows)])
+
+
 def markdown(rows: dict) -> str:
-    lines = [
-        "| model | G params (M) | steps | CPU s | wall s | PSNR | SSIM | VIF | SSIM per seed |",
-        "|---|" + "---:|" * 7 + "---|",
-    ]
+    head = ["model", "G params (M)", "steps", "CPU s", "wall s", "PSNR", "SSIM", "VIF", "SSIM per seed"]
+    body = []
     for name, r in rows.items():
-        per = " / ".join(f"{v['ssim']:.3f}" for v in r["seeds"].values())
-        lines.append(
-            f"| {name} | {r['params_G'] / 1e6:.2f} | {r['steps']:.0f} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} "
-            f"| {r['psnr']:.2f} | {r['ssim']:.4f} | {r['vif']:.4f} | {per} |"
-        )
-    return "\n".join(lines)
+        nums = [f"{r['params_G'] / 1e6:.2f}", *(f"{r[k]:.0f}" for k in ("steps", "cpu_s", "wall_s"))]
+        nums += [f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['vif']:.4f}"]
+        body.append([name, *nums, " / ".join(f"{v['ssim']:.3f}" for v in r["seeds"].values())])
+    return markdown_table(head, body)
 
 
 def _kept_results(path: Path, a) -> dict:

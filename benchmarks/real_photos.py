@@ -43,7 +43,7 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from equal_budget import FAMILIES as EQUAL_BUDGET_FAMILIES  # noqa: E402
-from equal_budget import train_for  # noqa: E402
+from equal_budget import markdown_table, train_for  # noqa: E402
 
 from pixtrans.config import apply_overrides, config_from_dict  # noqa: E402
 
@@ -254,19 +254,14 @@ def markdown(tasks: dict) -> str:
     lines = []
     for task, t in tasks.items():
         b = t["baseline"]
-        lines += [f"**{task}** (test photos: {b['n']})", ""]
         lp = any("lpips" in r for r in t["rows"].values())
-        lines += [
-            "| model | steps | CPU s | PSNR | SSIM |" + " LPIPS |" * lp + " SSIM per seed |",
-            "|---|---:|---:|---:|---:|" + "---:|" * lp + "---|",
-        ]
-        lines.append(f"| copy the input | | | {b['psnr']:.2f} | {b['ssim']:.4f} |" + " |" * lp + " |")
+        head = ["model", "steps", "CPU s", "PSNR", "SSIM", *["LPIPS"] * lp, "SSIM per seed"]
+        body = [["copy the input", "", "", f"{b['psnr']:.2f}", f"{b['ssim']:.4f}", *[""] * lp, ""]]
         for name, r in t["rows"].items():
-            per = " / ".join(f"{v:.3f}" for v in r["ssim_per_seed"])
-            lpips = f" {r['lpips']:.4f} |" if lp else ""
-            nums = f"{r['steps']:.0f} | {r['cpu_s']:.0f} | {r['psnr']:.2f} | {r['ssim']:.4f} |"
-            lines.append(f"| {name} | {nums}{lpips} {per} |")
-        lines.append("")
+            nums = [f"{r['steps']:.0f}", f"{r['cpu_s']:.0f}", f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"]
+            nums += [f"{r['lpips']:.4f}"] if lp else []
+            body.append([name, *nums, " / ".join(f"{v:.3f}" for v in r["ssim_per_seed"])])
+        lines += [f"**{task}** (test photos: {b['n']})", "", markdown_table(head, body), ""]
     return "\n".join(lines)
 
 
