@@ -71,3 +71,22 @@ def torchrun_train(cfg, out, sets: list[str], *extra: str) -> list[str]:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     args = [a for s in sets for a in ("--set", s)]
     return [*torchrun, "-m", "pixtrans", "train", str(cfg), *args, "--out", str(out), *extra]
+
+
+def artifacts_dir(name: str) -> Path:
+    """Where a test writes screenshots: ``$PIXTRANS_ARTIFACTS`` (default ``artifacts/``) / NAME, created."""
+    out = Path(os.environ.get("PIXTRANS_ARTIFACTS") or ROOT / "artifacts") / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless Chromium context for one test module (Debian's binary via ``pixtrans.web.headless``)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from pixtrans.web.headless import launch_chromium
+
+    with sync_api.sync_playwright() as p:
+        ctx = launch_chromium(p, tmp_path_factory.mktemp("chromium_profile"))
+        yield ctx
+        ctx.close()

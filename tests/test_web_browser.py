@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import artifacts_dir
 from PIL import Image
 
-from pixtrans.web.headless import CHROMIUM, launch_chromium, serve_in_thread
+from pixtrans.web.headless import CHROMIUM, serve_in_thread
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not CHROMIUM.exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
 
 from test_web_api import make_runs  # noqa: E402  (same tiny checkpoints as the API tests)
@@ -48,9 +47,7 @@ PIXEL_STATS = """(img) => {
 # ------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    out = Path(os.environ.get("PIXTRANS_ARTIFACTS") or ROOT / "artifacts") / "web"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return artifacts_dir("web")
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +58,6 @@ def server(tmp_path_factory, synth_root):
     app = create_app([runs["p2p"], runs["hd"], runs["spade"]], synth_root, db)
     with serve_in_thread(app) as url:
         yield {"url": url, "db": db, "models": ["p2p", "hd", "spade"], "app": app}
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with sync_api.sync_playwright() as p:
-        ctx = launch_chromium(p, tmp_path_factory.mktemp("chromium_profile"))
-        yield ctx
-        ctx.close()
 
 
 @pytest.fixture

@@ -10,24 +10,23 @@ import functools
 import http.server
 import io
 import json
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import artifacts_dir
 from PIL import Image
 
-from pixtrans.web.headless import CHROMIUM, launch_chromium, serve_in_thread
+from pixtrans.web.headless import CHROMIUM, serve_in_thread
 from pixtrans.web.ort_runtime import installed
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not CHROMIUM.exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
 if installed() is None:
     pytest.skip("needs ONNX Runtime Web (make install, which needs npm)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
 
 from test_web_api import LOCAL, TINY, make_run, make_runs  # noqa: E402
@@ -62,9 +61,7 @@ def stroke(page, selector: str, points: list[tuple[float, float]], steps: int = 
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    out = Path(os.environ.get("PIXTRANS_ARTIFACTS") or ROOT / "artifacts") / "web_live"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return artifacts_dir("web_live")
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +73,6 @@ def runs(tmp_path_factory, synth_root):
     over = [f"data.root={synth_root}", *TINY, "model.num_downs=5", "model.init_type=xavier", "model.init_gain=1.0"]
     out["vivid"] = make_run(base / "vivid", "pix2pix_synth.yaml", over)
     return out
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with sync_api.sync_playwright() as p:
-        ctx = launch_chromium(p, tmp_path_factory.mktemp("chromium_profile"))
-        yield ctx
-        ctx.close()
 
 
 def new_page(browser):
