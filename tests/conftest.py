@@ -34,6 +34,15 @@ def pytest_configure(config):
     torch.set_num_threads(2)
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on the shared 2-core test machine two OpenMP threads are ~20x slower for tiny convs."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the repo; skips the test when it is absent."""

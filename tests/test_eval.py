@@ -16,13 +16,7 @@ from pixtrans.eval.metrics import MetricAccumulator, image_metrics, per_image_me
 from pixtrans.eval.plots import log_columns, plot_heatmap, plot_losses, read_log
 from pixtrans.eval.report import image_to_pil, make_grid, save_image, write_html_report
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth_images(b: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -52,6 +52,15 @@ def run_onnx(path, *inputs: torch.Tensor) -> np.ndarray:
     return sess.run(None, {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs)})[0]
 
 
+def assert_matches_torch(t, path, *inputs: torch.Tensor) -> np.ndarray:
+    """The graph at PATH gives translator T's PyTorch output on INPUTS (to 1e-4); returns the graph's output."""
+    with torch.no_grad():
+        ref = t.model.inference_module()(*inputs).numpy()
+    out = run_onnx(path, *inputs)
+    assert np.abs(out - ref).max() < 1e-4
+    return out
+
+
 def label_batch(t, batch: int, h: int, w: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, t.data.label_nc, (batch, 1, h // 4, w // 4), generator=g)
@@ -72,12 +81,8 @@ def test_pix2pix_round_trip_and_sidecar(tmp_path):
     assert len(side["verification"]["sizes_checked"]) == 2
     # a size and batch the export never saw
     t = load(ck, device="cpu")
-    x = torch.rand(2, 3, 128, 192) * 2 - 1
-    with torch.no_grad():
-        ref = t.model.inference_module()(x).numpy()
-    out = run_onnx(tmp_path / "m.onnx", x)
+    out = assert_matches_torch(t, tmp_path / "m.onnx", torch.rand(2, 3, 128, 192) * 2 - 1)
     assert out.shape == (2, 3, 128, 192)
-    assert np.abs(out - ref).max() < 1e-4
 
 
 def test_pix2pixhd_label_sidecar(tmp_path):
@@ -89,10 +94,7 @@ def test_pix2pixhd_label_sidecar(tmp_path):
     assert side["input_channels"] == 6 and side["class_names"] == NAMES and side["palette"] == PALETTE
     assert "channel 5: instance boundary" in side["input_recipe"]
     t = load(ck, device="cpu")
-    x = label_batch(t, 1, 48, 80)
-    with torch.no_grad():
-        ref = t.model.inference_module()(x).numpy()
-    assert np.abs(run_onnx(tmp_path / "hd.onnx", x) - ref).max() < 1e-4
+    assert_matches_torch(t, tmp_path / "hd.onnx", label_batch(t, 1, 48, 80))
 
 
 def test_pix2pixhd_features_get_a_second_input(tmp_path):
@@ -103,10 +105,7 @@ def test_pix2pixhd_features_get_a_second_input(tmp_path):
     assert [i["name"] for i in side["inputs"]] == ["input", "feat"] and side["inputs"][1]["shape"][1] == 3
     assert "feature_clusters" in side
     t = load(ck, device="cpu")
-    x, feat = label_batch(t, 1, 32, 32), torch.rand(1, 3, 32, 32)
-    with torch.no_grad():
-        ref = t.model.inference_module()(x, feat).numpy()
-    assert np.abs(run_onnx(tmp_path / "f.onnx", x, feat) - ref).max() < 1e-4
+    assert_matches_torch(t, tmp_path / "f.onnx", label_batch(t, 1, 32, 32), torch.rand(1, 3, 32, 32))
 
 
 @pytest.mark.parametrize("vae", [False, pytest.param(True, marks=pytest.mark.slow)])
@@ -119,10 +118,7 @@ def test_spade(tmp_path, vae):
     assert res["export_size"] == [64, 64]
     assert ("style" in res) is vae
     t = load(ck, device="cpu")
-    x = label_batch(t, 1, 64, 64)
-    with torch.no_grad():
-        ref = t.model.inference_module()(x).numpy()
-    assert np.abs(run_onnx(tmp_path / "s.onnx", x) - ref).max() < 1e-4
+    assert_matches_torch(t, tmp_path / "s.onnx", label_batch(t, 1, 64, 64))
 
 
 def test_msg_unet(tmp_path):
@@ -130,10 +126,7 @@ def test_msg_unet(tmp_path):
     res = export_onnx(ck, tmp_path / "g.onnx", size="32x64", log=lambda *_: None)
     assert res["dynamic"] and res["export_size"] == [32, 64] and res["size_multiple"] == 8
     t = load(ck, device="cpu")
-    x = label_batch(t, 1, 40, 24)
-    with torch.no_grad():
-        ref = t.model.inference_module()(x).numpy()
-    assert np.abs(run_onnx(tmp_path / "g.onnx", x) - ref).max() < 1e-4
+    assert_matches_torch(t, tmp_path / "g.onnx", label_batch(t, 1, 40, 24))
 
 
 def test_static_export_has_fixed_shapes(tmp_path):
@@ -169,9 +162,7 @@ def test_dynamo_exporter(tmp_path):
     assert res["exporter"] == "dynamo" and res["dynamic"] and res["opset"] >= 18
     assert not (tmp_path / "d.onnx.data").exists()  # weights inside the one file
     x = torch.rand(3, 3, 192, 64) * 2 - 1
-    with torch.no_grad():
-        ref = load(ck, device="cpu").model.inference_module()(x).numpy()
-    assert np.abs(run_onnx(tmp_path / "d.onnx", x) - ref).max() < 1e-4
+    assert_matches_torch(load(ck, device="cpu"), tmp_path / "d.onnx", x)
 
 
 @pytest.mark.slow
