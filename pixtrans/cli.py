@@ -10,7 +10,16 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
-from .errors import ConfigError, DataError, PixtransError
+from .errors import (
+    ConfigError,
+    DataError,
+    OutOfMemory,
+    PixtransError,
+    is_out_of_memory,
+    memory_guard,
+    out_of_memory,
+    writable_folder,
+)
 from .eval.score_args import add_score_args
 from .runtime_env import tune_malloc
 
@@ -82,6 +91,7 @@ IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 def cmd_data_synth(a) -> None:
     from .data.synth import generate
 
+    writable_folder(a.out)
     out = generate(a.out, n=a.n, size=_size_arg(a.size), seed=a.seed, n_test=a.n_test, aligned=a.aligned, progress=True)
     print(f"wrote synthetic dataset to {out}")
 
@@ -166,13 +176,7 @@ def _style_arg(text: str) -> dict:
 
 def _out_folder(path: str) -> Path:
     """``--out`` checked before any work: not a file, and writable (the folder is made when there is output)."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: is a file, not a folder; choose another --out")
-    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: {existing} is not writable; choose another --out")
-    return out
+    return writable_folder(path)
 
 
 # ---------------------------------------------------------------------- train / test / translate
@@ -340,7 +344,8 @@ def cmd_bench(a) -> None:
         _bench_runtimes(a, model, w, h, from_checkpoint=a.model not in table)
         return
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
-    res = bench_model(model, w, h, runs=a.runs, warmup=a.warmup, device=a.device, dtype=dtype)
+    with memory_guard(f"benchmarking {a.model} at {w}x{h} on {a.device}"):
+        res = bench_model(model, w, h, runs=a.runs, warmup=a.warmup, device=a.device, dtype=dtype)
     res["model"] = a.model
     if a.json:
         print(json.dumps(res))
@@ -368,7 +373,10 @@ def _bench_runtimes(a, model, w: int, h: int, from_checkpoint: bool) -> None:
         pairs = list(dict.fromkeys(pairs))
     log = None if a.json else (lambda m: print(m, file=sys.stderr))
     # random-weight presets export to a throwaway folder; checkpoints to (and from) the runtime cache
-    with tempfile.TemporaryDirectory(prefix="pixtrans-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="pixtrans-bench-") as tmp,
+        memory_guard(f"benchmarking {a.model} at {w}x{h}"),
+    ):
         folder = None if from_checkpoint else Path(tmp)
         rows = bench_runtimes(model, w, h, pairs, runs=a.runs, warmup=a.warmup, folder=folder, log=log)
     if a.json:
@@ -388,6 +396,7 @@ def cmd_config_reference(a) -> None:
 def cmd_demo(a) -> None:
     from .demo import run_demo
 
+    writable_folder(a.out)
     run_demo(a.out, steps=a.steps, size=a.size, n=a.n, ngf=a.ngf)
 
 
@@ -487,28 +496,66 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# What to lower when a command runs out of memory (the trainer names its own keys and the last checkpoint).
+OOM_HINTS = {
+    "train": "lower data.batch_size or data.crop_size, or set train.amp=bf16 (fp16 on CUDA)",
+    "test": "use --precision fp16 or bf16, --device cpu (more memory than a GPU), or a smaller data.load_size",
+    "translate": "use --tile 512 (exact, bounded memory), --precision fp16 or bf16, or --device cpu",
+    "bench": "use a smaller --size, --dtype bf16 or fp16, or --device cpu",
+    "serve": "serve fewer checkpoints, use --precision fp16 or bf16, or --device cpu",
+    "demo": "use a smaller --size or --ngf",
+    "export": "export at a smaller --size",
+}
+DEBUG_ENV = "PIXTRANS_DEBUG"  # set to 1: errors the CLI would print in one line raise with their traceback
+
+
+def _oom_line(err: BaseException, args) -> str:
+    """One line for a failed allocation in command ``args.cmd``: what, where, and what to lower."""
+    cmd = getattr(args, "cmd", "") or ""
+    hint = OOM_HINTS.get(cmd, "use smaller inputs or a smaller model")
+    device = getattr(args, "device", "")
+    oom = out_of_memory(err, f"in `pixtrans {cmd}`" + (f" on {device}" if device and device != "auto" else ""))
+    return oom.text(oom.hint or hint)
+
+
 def main(argv: list[str] | None = None) -> int:
     # OpenMP threads that busy-wait make small convolutions many times slower whenever the cores are shared (measured
     # here: 0.19 vs 4.7 training images/s for the demo's pix2pix under load); yield instead unless the user chose.
     # Set here, before any command imports torch, and not at import: importing pixtrans leaves the environment alone.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     tune_malloc()  # glibc keeps freed training buffers instead of page-faulting them back each step
+    args = None
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         args = build_parser().parse_args(argv)
         try:
             args.fn(args)
         except ModuleNotFoundError as err:
             raise _missing_extra(err, args.cmd) or err from None
+    except (MemoryError, RuntimeError, OSError, OutOfMemory) as err:
+        if debug:
+            raise
+        if is_out_of_memory(err):
+            print(f"pixtrans: error: {_oom_line(err, args)}", file=sys.stderr)
+            return 2
+        if not isinstance(err, OSError):  # a bug or an unforeseen library failure: one line, the traceback on demand
+            first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+            print(
+                f"pixtrans: error: unexpected {type(err).__name__}: {first[:300]} (rerun with {DEBUG_ENV}=1 for the "
+                "traceback, and report it if it looks like a bug)",
+                file=sys.stderr,
+            )
+            return 1
+        # a file system refusal no command checked for (full disk, permissions, a file as folder)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"pixtrans: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
     except PixtransError as err:
         print(f"pixtrans: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pixtrans: interrupted", file=sys.stderr)
         return 130
-    except OSError as err:  # a file system refusal no command checked for (full disk, permissions, a file as folder)
-        where = f": {err.filename}" if err.filename else ""
-        print(f"pixtrans: error: {err.strerror or err}{where}", file=sys.stderr)
-        return 2
     return 0
 
 

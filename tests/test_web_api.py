@@ -556,12 +556,12 @@ def test_unexpected_server_errors_are_json_500_and_the_queue_recovers(runs, tmp_
     original = studio.run_one
 
     def broken(*args, **kw):
-        raise RuntimeError("out of memory (simulated)")
+        raise RuntimeError("kernel failure (simulated)")  # running out of memory is a 503: test_oom_and_outputs
 
     studio.run_one = broken
     with TestClient(app, raise_server_exceptions=False, **LOCAL) as c:
         r = c.post("/api/translate", json={"label": ids_json(scene())})
-        assert r.status_code == 500 and "out of memory (simulated)" in detail(r)
+        assert r.status_code == 500 and "kernel failure (simulated)" in detail(r)
         studio.run_one = original
         assert c.get("/api/health").json()["pending"] == 0
         assert c.post("/api/translate", json={"label": ids_json(scene())}).status_code == 200

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..data.palettes import palette as default_palette
-from ..errors import ConfigError, PixtransError
+from ..errors import ConfigError, PixtransError, writable_folder
 from ..families.base import round_up
 
 EXPORTERS = ("auto", "torchscript", "dynamo")
@@ -286,6 +286,7 @@ def export_pixtrans(checkpoint: str | Path, out: str | Path, use_ema: bool = Tru
 
 # ---------------------------------------------------------------------------------------------- command line
 def cmd_export(a) -> None:
+    writable_folder(a.out, file=a.format == "onnx")  # before the checkpoint is read or anything is traced
     if a.format == "web":
         from .web_export import export_web
 

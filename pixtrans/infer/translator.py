@@ -21,7 +21,7 @@ from ..checkpoints import read_checkpoint, read_weights, weight_keys
 from ..config import DataConfig, ExperimentConfig
 from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, memory_guard
 from ..families import build_model
 from ..families.base import Translation, TranslationModel
 
@@ -188,7 +188,8 @@ class Translator:
         ph, pw = hp - h, wp - w
         if ph or pw:
             x = {k: _pad(v, ph, pw) if isinstance(v, Tensor) and v.dim() == 4 else v for k, v in x.items()}
-        res = self.run_generator(x, style)
+        with memory_guard(lambda: f"translating {w}x{h} on {self._where()}"):
+            res = self.run_generator(x, style)
         if not torch.isfinite(res.image).all():
             raise DataError(
                 "translation",
@@ -207,7 +208,16 @@ class Translator:
         (:mod:`pixtrans.infer.tiling`; the torch reference network)."""
         from .tiling import translate_tiled
 
-        return translate_tiled(self.model, x, style, tile)
+        h, w = x["input"].shape[-2:]
+        with memory_guard(lambda: f"translating {w}x{h} in {tile} px tiles on {self._where()}"):
+            return translate_tiled(self.model, x, style, tile)
+
+    def _where(self) -> str:
+        """Where the generator runs, for messages (``cuda:0``, ``cpu``, or the runtime's name)."""
+        if self.backend is not None and not self.backend.is_reference:
+            return self.backend.label
+        p = next(self.model.parameters(), None)
+        return str(p.device) if p is not None else "cpu"
 
     def translate(
         self,

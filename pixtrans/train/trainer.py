@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import random
 import signal
 import time
@@ -33,7 +32,7 @@ from ..checkpoints import (
 )
 from ..config import RESUME_MAY_CHANGE, ExperimentConfig, save_config
 from ..data.datasets import SIZE_KEYS, ItemKey, build_dataset, dataset_info
-from ..errors import CheckpointError, ConfigError, PixtransError
+from ..errors import CheckpointError, ConfigError, PixtransError, is_out_of_memory, out_of_memory, writable_folder
 from ..families import build_model
 from ..families.base import TranslationModel
 from . import distributed as dist
@@ -203,9 +202,8 @@ class Trainer:
             raise PixtransError(f"--resume: {self.out} has no checkpoint to resume from (no '{LATEST}' file)")
         if not resume and has_run:
             raise PixtransError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
-        existing = next(p for p in (self.out, *self.out.parents) if p.exists())
-        if self.main and not os.access(existing, os.W_OK | os.X_OK):
-            raise PixtransError(f"--out {self.out}: {existing} is not writable; choose another --out")
+        if self.main:  # a real write test (os.access says yes to root on a read-only file system)
+            writable_folder(self.out)
 
     @staticmethod
     def _seed(seed: int) -> None:
@@ -532,12 +530,30 @@ class Trainer:
 
                 plot_losses(self.out / "log.csv", self.out / "losses.png")
             return ck if ck is not None else resolve_checkpoint(self.out)
+        except (MemoryError, RuntimeError, OSError) as err:  # nothing of this step is saved
+            if not is_out_of_memory(err):
+                raise
+            raise out_of_memory(err, self._oom_doing(), self._oom_hint()) from err
         finally:
             bar.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
             if self._tb is not None:
                 self._tb.close()
+
+    def _oom_doing(self) -> str:
+        d = self.cfg.data
+        return f"at training step {self.step + 1} on {self.device} (data.batch_size={d.batch_size}, crop {d.crop_size})"
+
+    def _oom_hint(self) -> str:
+        """What to lower, and that nothing was saved: the last checkpoint (if any) is the last good state."""
+        try:
+            kept = f"the last checkpoint {resolve_checkpoint(self.out)} is intact"
+        except CheckpointError:
+            kept = "no checkpoint had been saved yet"
+        return (
+            f"lower data.batch_size or data.crop_size, or set train.amp=bf16 (fp16 on CUDA); nothing was saved, {kept}"
+        )
 
     # ------------------------------------------------------------------ outputs
     def _report_skipped(self) -> None:

@@ -32,7 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..errors import ConfigError, DataError, PixtransError
+from ..errors import ConfigError, DataError, OutOfMemory, PixtransError, is_out_of_memory, out_of_memory
 from . import uploads as U
 from .deps import Limits
 from .livemodels import WebModels
@@ -40,7 +40,7 @@ from .ratings import RatingsDB
 from .routes import ROUTERS
 from .routes.models import STATIC
 from .schemas import errors
-from .studio import BatchingBackend, Busy, InferenceQueue, Studio, load_models
+from .studio import BatchingBackend, Busy, InferenceQueue, Studio, load_models, oom_message
 
 
 # ---------------------------------------------------------------------------- request size guard
@@ -162,7 +162,8 @@ class Isolation:
 
 
 # ---------------------------------------------------------------------------- errors
-# Always {"detail": message}: a 4xx for the client's mistakes, 429 when the queue is full, 500 otherwise.
+# Always {"detail": message}: a 4xx for the client's mistakes, 429 when the queue is full, 503 when memory ran out
+# (the request is dropped, the server keeps serving), 500 otherwise.
 async def _client_error(request: Request, err: U.ClientError):
     return JSONResponse({"detail": err.message}, status_code=err.status)
 
@@ -182,7 +183,13 @@ async def _pixtrans_error(request: Request, err: PixtransError):
     return JSONResponse({"detail": str(err)}, status_code=status)
 
 
+async def _out_of_memory(request: Request, err: OutOfMemory):
+    return JSONResponse({"detail": oom_message(err)}, status_code=503, headers={"Retry-After": "5"})
+
+
 async def _unexpected(request: Request, err: Exception):  # still JSON; the traceback goes to the server log
+    if is_out_of_memory(err):
+        return await _out_of_memory(request, out_of_memory(err, f"in {request.url.path}"))
     return JSONResponse({"detail": f"internal error: {type(err).__name__}: {err}"}, status_code=500)
 
 
@@ -190,6 +197,8 @@ ERROR_HANDLERS = {
     U.ClientError: _client_error,
     Busy: _busy,
     RequestValidationError: _invalid,
+    OutOfMemory: _out_of_memory,
+    MemoryError: _unexpected,
     PixtransError: _pixtrans_error,
     Exception: _unexpected,
 }
@@ -264,7 +273,7 @@ def create_app(
     for exc, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(exc, handler)
     for router in ROUTERS:
-        app.include_router(router, responses=errors(400, 422, 500))
+        app.include_router(router, responses=errors(400, 422, 500, 503))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

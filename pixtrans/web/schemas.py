@@ -213,6 +213,7 @@ ERROR_STATUSES = {
     422: "invalid input; `detail` names the field and the problem",
     429: "the inference queue is full; retry after Retry-After seconds",
     500: "an unexpected server error (details in the server log)",
+    503: "the server ran out of memory for this request (it keeps serving); retry smaller, tiled or later",
 }
 
 

@@ -29,7 +29,7 @@ from ..data import transforms as T
 from ..data.io import grey, to_tensor_ids, to_tensor_image
 from ..data.labels import colorize
 from ..data.palettes import palette as default_palette
-from ..errors import ConfigError, DataError, PixtransError
+from ..errors import ConfigError, DataError, OutOfMemory, PixtransError, is_out_of_memory, out_of_memory
 from ..eval.metrics import per_image_metrics
 from ..families.base import round_up
 from ..infer.translator import Translator, load
@@ -38,6 +38,12 @@ from .uploads import ClientError
 log = logging.getLogger(__name__)
 REFERENCE = re.compile(r"^(upload:[0-9a-f]{12}|sample:\d{1,9})$")
 FITS = ("model", "full", "tile")
+# The studio's advice when a translation runs out of memory (answered 503; the server keeps serving).
+OOM_HINT = "the server is short of memory for this request; try fit 'tile' or 'model', a smaller image or fewer models"
+
+
+def oom_message(err: OutOfMemory) -> str:
+    return err.text(OOM_HINT)
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -597,10 +603,18 @@ class Studio:
             try:
                 outs.append(self.run_one(m, maps, styles.get(m.id, {}), fit))
             except Exception as err:  # noqa: BLE001 - reported per model; raised below if nothing succeeded
-                if not isinstance(err, ClientError):
+                if is_out_of_memory(err):
+                    err = out_of_memory(err, f"translating with {m.id}")
+                    log.warning("%s: %s", m.id, err)
+                elif not isinstance(err, ClientError):
                     log.exception("translation with %s failed", m.id)
                 first_err = first_err or err
-                why = err.message if isinstance(err, ClientError) else f"internal error: {type(err).__name__}: {err}"
+                if isinstance(err, ClientError):
+                    why = err.message
+                elif isinstance(err, OutOfMemory):
+                    why = oom_message(err)
+                else:
+                    why = f"internal error: {type(err).__name__}: {err}"
                 outs.append(failed(m.id, why if why.startswith(f"{m.id}: ") else f"{m.id}: {why}"))
         if first_err is not None and not any(o["ok"] for o in outs):
             raise first_err
