@@ -91,7 +91,7 @@ def test_cli_export_web_folder_and_size_report(p2p_run, tmp_path, capsys):
     assert "int8 weights" in text and "total" in text and "serve.py" in text
     out = tmp_path / "page"
     for f in ("index.html", "js/live.js", "js/page.js", "page.css", "model.onnx", "model.json", "serve.py",
-              *(f"ort/{n}" for n in ort_runtime.FILES)):  # fmt: skip
+              *(f"ort/{n}" for n in ort_runtime.WASM_FILES)):  # fmt: skip
         assert (out / f).is_file(), f
     side = json.loads((out / "model.json").read_text())
     assert side["precision"] == "int8" and side["psnr_vs_fp32"] >= 40.0
@@ -120,6 +120,11 @@ def test_runtime_integrity_and_extract(tmp_path):
     ort_runtime.extract(tmp_path / "p.tgz", tmp_path / "ort", version)
     assert ort_runtime.installed(tmp_path / "ort") == version
     assert (tmp_path / "ort" / "ort.wasm.min.mjs").read_bytes() == b"ort.wasm.min.mjs"
+    assert ort_runtime.backends(tmp_path / "ort") == ["webgpu", "wasm"]
+    (tmp_path / "ort" / ort_runtime.WEBGPU_FILES[-1]).unlink()  # an install from before the WebGPU build: WASM only
+    assert ort_runtime.backends(tmp_path / "ort") == ["wasm"] and ort_runtime.installed(tmp_path / "ort") == version
+    (tmp_path / "ort" / ort_runtime.WASM_FILES[-1]).unlink()
+    assert ort_runtime.backends(tmp_path / "ort") == [] and ort_runtime.installed(tmp_path / "ort") is None
 
 
 def test_runtime_install_without_npm_is_a_note(tmp_path, monkeypatch):

@@ -208,3 +208,113 @@ def test_exported_page_draws_uploads_downloads(browser, runs, tmp_path, static_s
     assert Image.open(saved).size == (w, h)
     page.close()
     assert not errors, errors
+
+
+# ------------------------------------------------------------------------------------------ in-page backends
+def live_vs_server(page, url: str, model: str) -> tuple[float, dict]:
+    """Draw two strokes, wait for the in-page full-resolution update; -> (PSNR of the live canvas against the server's
+    fp32 output for the same map, the badge's attributes)."""
+    import httpx
+
+    page.goto(url + "#draw")
+    page.wait_for_selector("body[data-ready='1']")
+    page.uncheck("#auto-translate")
+    page.click("#palette button[data-class='1']")
+    stroke(page, "#draw-canvas", [(0.05, 0.9), (0.5, 0.5), (0.95, 0.9)])
+    page.wait_for_selector("#live-path[data-path='page']")
+    page.click("#palette button[data-class='3']")
+    stroke(page, "#draw-canvas", [(0.2, 0.2), (0.8, 0.3)], steps=16)
+    page.wait_for_function("() => liveStats.shownSeq === liveStats.editSeq && liveStats.path === 'page'")
+    badge = page.evaluate("() => { const b = document.querySelector('#live-path'); "
+                          "return {backend: b.dataset.backend, text: b.textContent, title: b.title}; }")  # fmt: skip
+    w, h = page.evaluate("() => [Draw.w, Draw.h]")
+    label = np.asarray(page.evaluate("() => Array.from(Draw.label)"), np.uint8).reshape(h, w)
+    live = rgba(page.evaluate(CANVAS_PIXELS, "#live-canvas"), w, h)
+    body = {"label": {"width": w, "height": h, "dtype": "u8", "data": base64.b64encode(label.tobytes()).decode()},
+            "models": [model], "fit": "full"}  # fmt: skip
+    out = httpx.post(url + "api/translate", json=body, timeout=60).json()["outputs"][0]
+    server = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["image"].split(",", 1)[1]))).convert("RGB"))
+    assert server.shape == live.shape and server.std() > 10, server.std()
+    return psnr(live, server), badge
+
+
+def test_live_falls_back_to_wasm_without_webgpu(browser, runs, synth_root, tmp_path):
+    """The studio offers WebGPU (its files are installed) but this Chromium has no adapter (--disable-gpu): WASM runs,
+    the badge says so and why."""
+    from pixtrans.web.ort_runtime import backends
+
+    if "webgpu" not in backends():
+        pytest.skip("ONNX Runtime Web's WebGPU build is not installed (make install)")
+    app = create_app([runs["vivid"]], synth_root, tmp_path / "r.sqlite")
+    with serve_in_thread(app) as url:
+        page, errors = new_page(browser)
+        page.goto(url)
+        assert page.evaluate("async () => !navigator.gpu || !(await navigator.gpu.requestAdapter())")
+        db, badge = live_vs_server(page, url, "vivid")
+        assert badge["backend"] == "wasm" and badge["text"].startswith("in page · WASM"), badge
+        assert badge["title"] == "no WebGPU adapter", badge
+        assert db >= 45.0, db
+        page.close()
+        assert not errors, errors
+
+
+def in_own_thread(fn):
+    """Run ``fn()`` on a fresh thread (a second Playwright instance cannot start on the thread of the module's
+    ``browser``, whose event loop is running) -> its result; its exception is raised here."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # noqa: BLE001 - re-raised on the test's thread
+            box["error"] = err
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+ADAPTER = """async () => {
+  const a = navigator.gpu && await navigator.gpu.requestAdapter();
+  return a ? (a.info.architecture || a.info.vendor || "?") : null;
+}"""
+
+
+def test_live_webgpu_same_pixels_as_server(runs, synth_root, tmp_path, artifacts):
+    """Chromium with --enable-unsafe-webgpu and the GPU process on (SwiftShader's CPU adapter when there is no GPU):
+    the live image comes from ONNX Runtime Web's WebGPU provider, same pixels as the server's fp32 output."""
+    from playwright.sync_api import sync_playwright
+
+    from pixtrans.web.headless import launch_chromium
+    from pixtrans.web.ort_runtime import backends
+
+    if "webgpu" not in backends():
+        pytest.skip("ONNX Runtime Web's WebGPU build is not installed (make install)")
+    app = create_app([runs["vivid"]], synth_root, tmp_path / "r.sqlite")
+
+    def check():
+        with serve_in_thread(app) as url, sync_playwright() as p:
+            ctx = launch_chromium(p, tmp_path / "chromium_webgpu", webgpu=True)
+            try:
+                page, errors = new_page(ctx)
+                page.goto(url)
+                adapter = page.evaluate(ADAPTER)
+                if adapter is None:
+                    return None
+                db, badge = live_vs_server(page, url, "vivid")
+                page.close()
+                return adapter, db, badge, errors
+            finally:
+                ctx.close()
+
+    res = in_own_thread(check)
+    if res is None:
+        pytest.skip("this Chromium gives no WebGPU adapter even with --enable-unsafe-webgpu")
+    adapter, db, badge, errors = res
+    assert badge["backend"] == "webgpu" and badge["text"].startswith("in page · WebGPU"), badge
+    assert db >= 45.0, db
+    assert not errors, errors
+    (artifacts / "same_pixels_webgpu.json").write_text(json.dumps({"adapter": adapter, "psnr_db": db}))

@@ -46,12 +46,14 @@ def serve_in_thread(app, timeout: float = 30.0) -> Iterator[str]:
         thread.join(10)
 
 
-def launch_chromium(playwright, profile_dir: str | Path, width: int = 1400, height: int = 900):
-    """A persistent headless Chromium context (Debian's binary, background networking off)."""
+def launch_chromium(playwright, profile_dir: str | Path, width: int = 1400, height: int = 900, webgpu: bool = False):
+    """A persistent headless Chromium context (Debian's binary, background networking off). ``webgpu``: GPU on and
+    ``--enable-unsafe-webgpu`` (without a GPU, Chromium's adapter is SwiftShader, WebGPU emulated on the CPU)."""
+    args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--enable-unsafe-webgpu"] if webgpu else CHROMIUM_ARGS
     return playwright.chromium.launch_persistent_context(
         str(profile_dir),
         executable_path=str(CHROMIUM),
         headless=True,
-        args=CHROMIUM_ARGS,
+        args=args,
         viewport={"width": width, "height": height},
     )

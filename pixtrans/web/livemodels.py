@@ -28,6 +28,10 @@ class WebModels:
         """The installed ONNX Runtime Web version, or None (then every model runs on the server)."""
         return ort_runtime.installed()
 
+    def backends(self) -> list[str]:
+        """The in-page backends the installed runtime allows (``webgpu``, ``wasm``), preferred first."""
+        return ort_runtime.backends()
+
     def folder(self, m: ModelEntry) -> Path:
         with self._lock:
             if self._dir is None:

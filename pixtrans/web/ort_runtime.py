@@ -3,9 +3,9 @@
     python -m pixtrans.web.ort_runtime            # what `make install` runs; --force to fetch again
 
 The version and the tarball's sha512 integrity are pinned in ``vendor/package-lock.json``; ``npm pack`` downloads the
-tarball (npm's own cache and registry settings apply), the digest is checked against the lock, and only the WASM
-build's files (:data:`FILES`) are copied out. Without npm (or offline) the studio still works: every model runs on
-the server, and the page says why.
+tarball (npm's own cache and registry settings apply), the digest is checked against the lock, and only the WASM and
+WebGPU builds' files (:data:`FILES`) are copied out. Without npm (or offline) the studio still works: every model runs
+on the server, and the page says why.
 """
 
 from __future__ import annotations
@@ -26,8 +26,12 @@ HERE = Path(__file__).resolve().parent
 ORT_DIR = HERE / "static" / "ort"  # git-ignored; the page imports ort/ort.wasm.min.mjs
 LOCK = HERE / "vendor" / "package-lock.json"
 PACKAGE = "onnxruntime-web"
-# the WASM execution provider's ES module, its Emscripten loader and the SIMD + threads binary
-FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# the WASM execution provider's ES module, its Emscripten loader and the SIMD + threads binary (required)
+WASM_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# the WebGPU build (WebGPU + WASM execution providers; its binary is the asyncify one), used where the browser gives a
+# WebGPU adapter
+WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
+FILES = WASM_FILES + WEBGPU_FILES
 STAMP = "VERSION"
 
 
@@ -41,17 +45,25 @@ def pinned() -> tuple[str, str]:
     return entry["version"], entry["integrity"]
 
 
-def installed(folder: Path = ORT_DIR) -> str | None:
-    """The installed runtime's version when every file is present, else None."""
+def installed(folder: Path = ORT_DIR, files: tuple[str, ...] = WASM_FILES) -> str | None:
+    """The installed runtime's version when ``files`` (default: the WASM build) are all present, else None."""
     stamp = folder / STAMP
-    if not stamp.is_file() or not all((folder / f).is_file() for f in FILES):
+    if not stamp.is_file() or not all((folder / f).is_file() for f in files):
         return None
     return stamp.read_text().strip() or None
 
 
+def backends(folder: Path = ORT_DIR) -> list[str]:
+    """The page's in-page backends the installed files allow, preferred first: ``webgpu`` (when the browser gives an
+    adapter), ``wasm``; empty when the runtime is not installed."""
+    if installed(folder) is None:
+        return []
+    return ["webgpu", "wasm"] if installed(folder, FILES) else ["wasm"]
+
+
 def runtime_files(folder: Path = ORT_DIR) -> list[Path]:
-    """The runtime's files (empty when not installed)."""
-    return [folder / f for f in FILES] if installed(folder) else []
+    """The WASM build's files (empty when not installed)."""
+    return [folder / f for f in WASM_FILES] if installed(folder) else []
 
 
 def check_integrity(data: bytes, integrity: str) -> None:
@@ -85,7 +97,7 @@ def install(force: bool = False, folder: Path = ORT_DIR, log=print) -> bool:
     """Install the pinned runtime into ``folder``; True when it is there afterwards. Missing npm or no network is a
     note (False), a digest mismatch an error."""
     version, integrity = pinned()
-    if not force and installed(folder) == version:
+    if not force and installed(folder, FILES) == version:
         log(f"onnxruntime-web {version}: already in {folder}")
         return True
     npm = shutil.which("npm")

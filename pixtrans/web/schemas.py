@@ -186,6 +186,9 @@ class WebModel(BaseModel):
     available: bool
     why: str = ""
     runtime: str | None = Field(None, description="installed onnxruntime-web version (None: not installed)")
+    backends: list[str] = Field(
+        default_factory=list, description="in-page backends the installed runtime allows, preferred first: webgpu, wasm"
+    )
     url: str | None = None
     sidecar: dict[str, Any] | None = None
 

@@ -24,6 +24,7 @@ async def web_model(mid: str, request: Request, studio: StudioDep):
         available=res["available"],
         why=res.get("why", ""),
         runtime=models.runtime(),
+        backends=models.backends(),
         url=f"api/models/{m.id}/model.onnx" if res["available"] else None,
         sidecar=res.get("sidecar"),
     )

@@ -1,45 +1,74 @@
-// In-page inference with ONNX Runtime Web (WASM; SIMD + threads when the page is cross-origin isolated): load a
+// In-page inference with ONNX Runtime Web (WebGPU when the browser gives an adapter and the WebGPU build is installed,
+// else WASM; SIMD + threads when the page is cross-origin isolated): load a
 // generator exported by pixtrans (pixtrans/infer/web_export.py), build the input its sidecar describes from an id map
 // (one-hot channels [+ don't care] [+ instance boundary]; other inputs zeros = neutral style), run it, and turn the
 // output into ImageData. Shared by the studio (livedraw.js) and the exported static page (page.js).
 // The runtime's files sit in ../ort/ beside this module (installed by `make install`, never from a CDN).
 
 const ORT_BASE = new URL("../ort/", import.meta.url).href;
-let ortPromise = null;
+// each build's ES module: the WebGPU one also runs the WASM provider, but with a larger (asyncify) binary
+const BUNDLES = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs" };
+const ortPromises = {};
 
 export function threadsWanted() {
   return globalThis.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
 }
 
-export function loadOrt() {
-  if (!ortPromise) {
-    ortPromise = import(`${ORT_BASE}ort.wasm.min.mjs`).then((ort) => {
+export function loadOrt(kind = "wasm") {
+  if (!ortPromises[kind]) {
+    const p = import(`${ORT_BASE}${BUNDLES[kind]}`).then((ort) => {
       ort.env.wasm.wasmPaths = ORT_BASE;
       ort.env.wasm.numThreads = threadsWanted();
       ort.env.logLevel = "error";
       return ort;
     });
-    ortPromise.catch(() => { ortPromise = null; });
+    ortPromises[kind] = p;
+    p.catch(() => { delete ortPromises[kind]; });
   }
-  return ortPromise;
+  return ortPromises[kind];
+}
+
+// The browser's WebGPU adapter, or null (no navigator.gpu: insecure page, disabled GPU, older browser).
+export async function webgpuAdapter() {
+  if (!globalThis.navigator || !navigator.gpu) return null;
+  try { return await navigator.gpu.requestAdapter(); } catch { return null; }
 }
 
 const dimOf = (d, h, w) => d === "batch" ? 1 : d === "height" ? h : d === "width" ? w : typeof d === "number" ? d : 1;
 
 export class LiveModel {
-  constructor(ort, session, side) {
-    this.ort = ort; this.session = session; this.side = side;
+  // kind: "webgpu" | "wasm" (the execution provider that runs the graph); note: why WebGPU is not used ("" if it is)
+  constructor(ort, session, side, kind = "wasm", note = "") {
+    this.ort = ort; this.session = session; this.side = side; this.kind = kind; this.note = note;
     this.inputName = side.inputs[0].name;
     this.outputName = session.outputNames[0];
-    this.buf = null;
-    this.backend = `WASM${threadsWanted() > 1 ? ` ×${threadsWanted()} threads` : " (1 thread)"}`;
+    this.bufs = new Map(); // input length -> Float32Array, one per run size
+    this.backend = kind === "webgpu" ? `WebGPU${note ? ` (${note})` : ""}`
+      : `WASM${threadsWanted() > 1 ? ` ×${threadsWanted()} threads` : " (1 thread)"}`;
   }
 
-  static async create(modelUrl, side) {
-    const ort = await loadOrt();
+  // backends: those the server installed, preferred first ("webgpu" is tried only when the browser gives an adapter;
+  // a WebGPU session that fails to build falls back to WASM, with the reason in .note).
+  static async create(modelUrl, side, backends = ["wasm"]) {
+    let note = "";
+    if (backends.includes("webgpu")) {
+      const adapter = await webgpuAdapter();
+      if (adapter) {
+        try {
+          const ort = await loadOrt("webgpu");
+          const session = await ort.InferenceSession.create(modelUrl,
+            { executionProviders: ["webgpu"], graphOptimizationLevel: "all" });
+          const info = adapter.info || {};
+          return new LiveModel(ort, session, side, "webgpu", info.architecture || info.vendor || "");
+        } catch (err) { note = `WebGPU failed: ${err.message}`; }
+      } else note = "no WebGPU adapter";
+    }
+    const ort = await loadOrt("wasm");
     const session = await ort.InferenceSession.create(modelUrl,
       { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-    return new LiveModel(ort, session, side);
+    const m = new LiveModel(ort, session, side, "wasm");
+    m.note = note;
+    return m;
   }
 
   // The size the graph runs at for a w x h map: padded up to the size multiple, or the fixed export size.
@@ -52,8 +81,8 @@ export class LiveModel {
   // The first input: one-hot ids (edge-replicated to W x H), don't-care channel, instance boundary channel.
   buildInput(label, inst, w, h, W, H) {
     const s = this.side, C = s.input_channels, nc = s.label_nc, plane = W * H;
-    if (!this.buf || this.buf.length !== C * plane) this.buf = new Float32Array(C * plane);
-    const x = this.buf; x.fill(0);
+    if (!this.bufs.has(C * plane)) this.bufs.set(C * plane, new Float32Array(C * plane));
+    const x = this.bufs.get(C * plane); x.fill(0);
     const ids = new Int32Array(plane), ins = s.instance_boundary ? new Int32Array(plane) : null;
     for (let y = 0; y < H; y++) {
       const sy = Math.min(y, h - 1) * w, row = y * W;
@@ -89,16 +118,25 @@ export class LiveModel {
     return f;
   }
 
-  // Translate a w x h id map -> {image: ImageData (w x h), ms}; null when the graph cannot take this size.
+  // Translate a w x h id map -> {image: ImageData (w x h), ms, parts: {encode, infer, output} ms}; null when the
+  // graph cannot take this size.
   async run(label, inst, w, h) {
     const size = this.runSize(w, h);
     if (!size) return null;
     const [W, H] = size, t0 = performance.now();
-    const out = await this.session.run(this.feeds(label, inst, w, h, W, H));
+    const feeds = this.feeds(label, inst, w, h, W, H), t1 = performance.now();
+    const out = await this.session.run(feeds), t2 = performance.now();
     const y = out[this.outputName];
     const image = toImageData(y.data, y.dims, w, h);
     if (y.dispose) y.dispose();
-    return { image, ms: performance.now() - t0 };
+    const t3 = performance.now();
+    return { image, ms: t3 - t0, parts: { encode: t1 - t0, infer: t2 - t1, output: t3 - t2 } };
+  }
+
+  // One run on an empty w x h map (the runtime plans each new input shape on its first run) -> its ms.
+  async warm(w, h) {
+    const r = await this.run(new Int32Array(w * h), null, w, h);
+    return r ? r.ms : null;
   }
 }
 

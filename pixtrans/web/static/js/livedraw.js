@@ -1,9 +1,12 @@
 // Live drawing: the Draw tab's first model translates continuously while the user paints. In the page (ONNX Runtime
 // Web, live.js) when the server has exported the model for the browser and the runtime is installed, else on the
 // server (POST api/translate?live=1); one update in flight at a time, so the rate follows what the path achieves.
-// While the pointer is down an update that takes longer than budgetMs switches to 1/2 (then 1/4) resolution, scaled
-// up for display; the update after the stroke ends is always at full resolution.
-// The badge #live-path says which path ran (data-path="page" | "server"); window.liveStats is read by the benchmark.
+// While the pointer is down each update runs at the finest of 1, 1/2, 1/4, 1/8 resolution whose measured update time
+// fits the frame budget (budgetMs; unmeasured scales estimated from a measured one by pixel count), scaled up for
+// display; the update after the stroke ends is always at full resolution. Once the in-page model is ready, every
+// reduced scale is run once (the runtime plans each input shape on its first run) to measure it before drawing.
+// The badge #live-path says which path ran (data-path="page" | "server") and data-backend which backend ("webgpu" |
+// "wasm" | "server"); window.liveStats is read by the benchmark (per update: time, scale, where the time went).
 
 import { $ } from "./dom.js";
 import { api, idsToJson } from "./api.js";
@@ -12,7 +15,7 @@ import { Draw } from "./draw.js";
 import { LiveModel } from "./live.js";
 
 const stats = { updates: 0, page: 0, server: 0, editSeq: 0, editAt: 0, shownSeq: -1, shownAt: 0, path: "", ms: 0,
-  history: [], scales: [], scale: 1, why: "" };
+  history: [], scales: [], parts: [], scale: 1, why: "", backend: "" };
 window.liveStats = stats;
 
 
@@ -27,14 +30,41 @@ function subsample(arr, w, h, s) {
 export const LiveDraw = {
   inFlight: false, pending: false, model: null, engines: {}, // model id -> LiveModel | {why} | Promise
   msAt: {}, // "path:scale" -> recent update time (ms)
-  budgetMs: 150, // while the pointer is down, drop to 1/2 or 1/4 resolution when an update takes longer
+  budgetMs: 200, // frame budget while the pointer is down (5 updates/s): the finest scale whose updates fit it
+  scales: [1, 2, 4, 8], // resolution divisors while drawing
 
-  // Full resolution unless drawing and the full-resolution updates on this path take longer than budgetMs.
+  // An update's expected ms at divisor s on this path: measured, else from the nearest measured scale by pixel count.
+  expectMs(path, s) {
+    const known = this.scales.filter((k) => this.msAt[`${path}:${k}`] !== undefined);
+    if (!known.length) return null;
+    if (known.includes(s)) return this.msAt[`${path}:${s}`];
+    const k = known.reduce((a, b) => (Math.abs(Math.log(b / s)) < Math.abs(Math.log(a / s)) ? b : a));
+    return this.msAt[`${path}:${k}`] * (k / s) ** 2;
+  },
+
+  // Full resolution unless drawing; while drawing the finest scale expected to fit budgetMs (else the coarsest).
   scale(path) {
     if (!Draw.drawing) return 1;
-    let s = 1;
-    while (s < 4 && (this.msAt[`${path}:${s}`] || 0) > this.budgetMs) s *= 2;
-    return s;
+    for (const s of this.scales) {
+      const ms = this.expectMs(path, s);
+      if (ms === null || ms <= this.budgetMs) return s;
+    }
+    return this.scales.at(-1);
+  },
+
+  // Plan and time each reduced scale once, coarsest first, through the one-update-at-a-time gate.
+  async warmUp(e) {
+    for (const s of this.scales.slice(1).reverse()) {
+      while (this.inFlight) await new Promise((r) => setTimeout(r, 20));
+      if (!this.on() || this.engines[Draw.model.id] !== e) return;
+      this.inFlight = true;
+      try {
+        const size = e.runSize(Math.ceil(Draw.w / s), Math.ceil(Draw.h / s));
+        const ms = size ? await e.warm(...size) : null;
+        if (ms !== null) this.msAt[`page:${s}`] = ms;
+      } catch { /* the next real update reports errors */ }
+      this.inFlight = false;
+    }
   },
 
   on() { return $("#live").checked && !!Draw.model; },
@@ -59,11 +89,14 @@ export const LiveDraw = {
         try {
           const r = await api(`api/models/${encodeURIComponent(m.id)}/web`);
           if (!r.available) throw new Error(r.why);
-          this.engines[m.id] = await LiveModel.create(r.url, r.sidecar);
+          this.engines[m.id] = await LiveModel.create(r.url, r.sidecar, r.backends || ["wasm"]);
+          this.badge();
+          await this.warmUp(this.engines[m.id]);
         } catch (err) {
           this.engines[m.id] = { why: `in-page inference unavailable: ${err.message}` };
         }
         this.badge();
+        this.pending = false;
         this.kick();
       })();
       return null;
@@ -74,9 +107,10 @@ export const LiveDraw = {
   badge(path = stats.path, ms = null) {
     const b = $("#live-path"), e = Draw.model && this.engines[Draw.model.id];
     b.dataset.path = path;
+    b.dataset.backend = path === "page" ? e.kind : path;
     b.textContent = path === "page" ? `in page · ${e.backend}` : path === "server" ? "server" : "—";
     const why = e && e.why ? e.why : e instanceof LiveModel ? "" : "in-page model loading…";
-    b.title = path === "server" && why ? why : "";
+    b.title = path === "server" && why ? why : path === "page" && e.note ? e.note : "";
     if (ms !== null) {
       const recent = stats.history.slice(-10), span = recent.length > 1 ? recent.at(-1) - recent[0] : 0;
       const fps = span > 0 ? (recent.length - 1) * 1000 / span : 0;
@@ -100,13 +134,14 @@ export const LiveDraw = {
 
   async update() {
     const m = Draw.model, seq = stats.editSeq, e = this.engine(m);
-    let path = e && e.runSize(Draw.w, Draw.h) ? "page" : "server", image = null, ms = 0;
-    const s = this.scale(path);
+    let path = e && e.runSize(Draw.w, Draw.h) ? "page" : "server", image = null, ms = 0, parts = {};
+    const s = this.scale(path), t0 = performance.now();
     const [label, w, h] = subsample(Draw.label.slice(), Draw.w, Draw.h, s);
     const [inst] = subsample(Draw.inst.slice(), Draw.w, Draw.h, s);
+    const tSub = performance.now() - t0;
     try {
       const r = path === "page" ? await e.run(label, m.no_instance ? null : inst, w, h) : null;
-      if (r) { image = r.image; ms = r.ms; }
+      if (r) { image = r.image; ms = r.ms + tSub; parts = { ...r.parts, encode: r.parts.encode + tSub }; }
       else {
         path = "server";
         const t0 = performance.now();
@@ -118,13 +153,16 @@ export const LiveDraw = {
         const img = new Image(); img.src = out.image; await img.decode();
         image = img; ms = performance.now() - t0;
       }
+      const tDraw = performance.now();
       this.draw(image, Draw.w, Draw.h);
+      parts.draw = performance.now() - tDraw; ms += parts.draw;
       const key = `${path}:${s}`;
       this.msAt[key] = this.msAt[key] ? 0.5 * this.msAt[key] + 0.5 * ms : ms;
       stats.updates++; stats[path]++; stats.path = path; stats.ms = ms; stats.scale = s;
+      stats.backend = path === "page" ? e.kind : path;
       stats.shownSeq = seq; stats.shownAt = performance.now();
-      stats.history.push(stats.shownAt); stats.scales.push(s);
-      if (stats.history.length > 400) { stats.history.shift(); stats.scales.shift(); }
+      stats.history.push(stats.shownAt); stats.scales.push(s); stats.parts.push(parts);
+      if (stats.history.length > 400) { stats.history.shift(); stats.scales.shift(); stats.parts.shift(); }
       this.badge(path, ms);
     } catch (err) {
       stats.why = err.message;
