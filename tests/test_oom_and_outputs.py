@@ -142,6 +142,23 @@ def test_training_out_of_memory_saves_nothing_and_keeps_the_last_checkpoint(
     assert "out of memory at training step 1" in (line := one_line(capsys)) and "no checkpoint had been saved" in line
 
 
+def test_serve_and_demo_out_of_memory_are_one_line_with_their_advice(tiny_run, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("fastapi")
+    import pixtrans.web.app as web_app
+
+    def load_models(*args, **kw):
+        raise MemoryError()
+
+    monkeypatch.setattr(web_app, "load_models", load_models)
+    assert main(["serve", str(tiny_run), "--device", "cpu"]) == 2
+    line = one_line(capsys)
+    assert line.startswith("pixtrans: error: out of memory in `pixtrans serve` on cpu: serve fewer checkpoints"), line
+    fail_convs(monkeypatch, FAILURES["cpu"])
+    assert main(["demo", "--out", str(tmp_path / "d"), "--steps", "1", "--size", "32", "--n", "2", "--ngf", "4"]) == 2
+    line = one_line(capsys)
+    assert "out of memory at training step 1 on cpu" in line and "nothing was saved" in line, line
+
+
 def test_unexpected_runtime_errors_are_one_line_pointing_at_the_debug_switch(
     tiny_run, synth_root, tmp_path, capsys, monkeypatch
 ):
