@@ -11,6 +11,9 @@ variants compared in one table always run interleaved in one process (A B A B ..
     python benchmarks/train_step.py families --sizes 256x256 512x256 --rounds 2
     # one option at a time against the defaults (fused_adam, channels_last, amp=bf16, compile)
     python benchmarks/train_step.py options --size 128 --rounds 4 --variants base no_fused channels_last bf16
+    # the official loop as users run it (plain process: glibc malloc and OpenMP defaults) against pixtrans as the CLI
+    # runs it (its process settings), alternating child processes
+    python benchmarks/train_step.py shipped --size 256 --runs 3 --steps 4
     # glibc malloc thresholds (pixtrans.runtime_env) on vs off: alternating child processes
     python benchmarks/train_step.py malloc --size 128 --runs 2 --jemalloc /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
@@ -20,6 +23,7 @@ pix2pix code steps D first, so ``G_GAN`` at step 1 is computed with D before (pi
 update; ``D_real``, ``D_fake`` and ``G_L1`` are the same computation and must agree.
 """
 
+# ruff: noqa: E402 (the OpenMP setting must come before torch is imported, and only in some processes)
 from __future__ import annotations
 
 import argparse
@@ -27,7 +31,9 @@ import copy
 import json
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP, as the CLI does
+AS_SHIPPED = os.environ.get("PIXTRANS_BENCH_AS_SHIPPED") == "1"  # a child timing the official loop as users run it
+if not AS_SHIPPED:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP, as the CLI does
 import resource
 import statistics
 import subprocess
@@ -246,13 +252,19 @@ def run_options(a, tmp: Path) -> dict:
 
 
 def run_steps(a, tmp: Path) -> dict:
-    """One variant in this process (child of ``malloc``): CPU user/system seconds and minor faults per step."""
+    """One variant in this process (child of ``malloc`` and ``shipped``): wall, CPU user/system seconds and minor
+    faults per step of pixtrans's ``train_step`` or (``--loop official``) the official update order."""
     tr = official_recipe_trainer(a.size, tmp, a.set, "steps")
     batch = first_batch(tr)
-    tr.train_step(batch, 0)
+    if a.loop == "official":
+        loop, x = OfficialLoop(tr.model), tr.model.prepare(batch)
+        step = lambda: loop.step(x)  # noqa: E731
+    else:
+        step = lambda: tr.train_step(batch, 0)  # noqa: E731
+    step()
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(a.steps):
-        tr.train_step(batch, 0)
+        step()
     r1, n = resource.getrusage(resource.RUSAGE_SELF), a.steps
     res = {
         "wall_s": (time.perf_counter() - t0) / n,
@@ -264,23 +276,22 @@ def run_steps(a, tmp: Path) -> dict:
     return res
 
 
-def run_malloc(a, tmp: Path) -> dict:
-    """Alternate child processes with pixtrans's malloc thresholds on and off (they are process-wide)."""
-    results: dict[str, list[dict]] = {"tuned": [], "glibc default": []}
-    if a.jemalloc:
-        results["jemalloc (LD_PRELOAD)"] = []
+def _children(a, variants: dict[str, tuple[dict, list[str]]]) -> dict[str, list[dict]]:
+    """Run ``steps`` in a child process per variant (env changes, extra args), alternating, ``--runs`` times."""
+    results: dict[str, list[dict]] = {k: [] for k in variants}
     cmd = [sys.executable, __file__, "steps", "--size", str(a.size), "--steps", str(a.steps)]
+    cmd += [f"--set={s}" for s in a.set] + ([f"--threads={a.threads}"] if a.threads else [])
     for _ in range(a.runs):
-        for name in results:
-            env = dict(os.environ)
-            env.pop("PIXTRANS_MALLOC", None)
-            if name == "glibc default":
-                env["PIXTRANS_MALLOC"] = "default"
-            elif name.startswith("jemalloc"):
-                env["LD_PRELOAD"] = a.jemalloc
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        for name, (env_change, extra) in variants.items():
+            env = {k: v for k, v in os.environ.items() if k not in ("PIXTRANS_MALLOC", "PIXTRANS_BENCH_AS_SHIPPED")}
+            env.update(env_change)
+            out = subprocess.run(cmd + extra, env=env, capture_output=True, text=True, check=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]))
-    print("| malloc | s/step (wall) | user s/step | system s/step | minor faults/step |\n|---|---|---|---|---|")
+    return results
+
+
+def _step_table(results: dict[str, list[dict]]) -> dict[str, dict]:
+    print("| variant | s/step (wall) | user s/step | system s/step | minor faults/step |\n|---|---|---|---|---|")
     summary = {}
     for name, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -288,6 +299,29 @@ def run_malloc(a, tmp: Path) -> dict:
         cells = [f"{med[k]:.3f}" for k in ("wall_s", "user_s", "sys_s")] + [f"{med['minor_faults']:.0f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     return summary
+
+
+def run_shipped(a, tmp: Path) -> dict:
+    """The official update order in a plain process (glibc malloc and OpenMP defaults, plain Adam: how the official
+    train.py runs) against pixtrans's train_step with the CLI's process settings; alternating child processes.
+    ``official`` checks in one process that both compute the same losses at step 1."""
+    plain = {"PIXTRANS_BENCH_AS_SHIPPED": "1", "PIXTRANS_MALLOC": "default"}
+    variants = {"official loop, as shipped": (plain, ["--loop", "official"]), "pixtrans (CLI)": ({}, [])}
+    summary = _step_table(_children(a, variants))
+    off, ours = summary["official loop, as shipped"], summary["pixtrans (CLI)"]
+    cpu = lambda r: r["user_s"] + r["sys_s"]  # noqa: E731
+    summary["speedup_wall"] = off["wall_s"] / ours["wall_s"]
+    summary["speedup_cpu"] = cpu(off) / cpu(ours)
+    print(f"speed-up: {summary['speedup_wall']:.2f}x wall, {summary['speedup_cpu']:.2f}x CPU time")
+    return summary
+
+
+def run_malloc(a, tmp: Path) -> dict:
+    """Alternate child processes with pixtrans's malloc thresholds on and off (they are process-wide)."""
+    variants = {"tuned": ({}, []), "glibc default": ({"PIXTRANS_MALLOC": "default"}, [])}
+    if a.jemalloc:
+        variants["jemalloc (LD_PRELOAD)"] = ({"LD_PRELOAD": a.jemalloc}, [])
+    return _step_table(_children(a, variants))
 
 
 def profile(fns: dict) -> None:
@@ -304,7 +338,8 @@ def profile(fns: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["official", "families", "options", "malloc", "steps"])
+    p.add_argument("mode", choices=["official", "shipped", "families", "options", "malloc", "steps"])
+    p.add_argument("--loop", choices=["pixtrans", "official"], default="pixtrans", help="steps: which loop to time")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--sizes", nargs="+", default=["256x256", "512x256"])
     p.add_argument("--families", nargs="+", default=list(FAMILY_CONFIGS))
@@ -319,15 +354,16 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="official: torch.profiler table of one step each")
     p.add_argument("--json", default="", help="also write the results here")
     a = p.parse_args()
-    from pixtrans.runtime_env import configure_process
+    if not AS_SHIPPED:
+        from pixtrans.runtime_env import configure_process
 
-    configure_process()
+        configure_process()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as d:
         fn = {"official": run_official, "families": run_families, "options": run_options}
-        fn.update({"malloc": run_malloc, "steps": run_steps})
+        fn.update({"malloc": run_malloc, "steps": run_steps, "shipped": run_shipped})
         res = fn[a.mode](a, Path(d))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))
