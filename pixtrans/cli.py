@@ -515,7 +515,10 @@ def _oom_line(err: BaseException, args) -> str:
     hint = OOM_HINTS.get(cmd, "use smaller inputs or a smaller model")
     device = getattr(args, "device", "")
     oom = out_of_memory(err, f"in `pixtrans {cmd}`" + (f" on {device}" if device and device != "auto" else ""))
-    return oom.text(oom.hint or hint)
+    hint = oom.hint or hint
+    if " on cpu" in oom.doing or device == "cpu" or "CPUAllocator" in str(err) or isinstance(err, MemoryError):
+        hint = re.sub(r",? (or )?--device cpu( \([^)]*\))?", "", hint)  # already on the CPU: no advice to move there
+    return oom.text(hint)
 
 
 def main(argv: list[str] | None = None) -> int:
