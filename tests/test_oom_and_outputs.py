@@ -284,3 +284,14 @@ def test_read_only_out_is_one_line_before_any_work(cmd, tiny_run, synth_root, tm
     line = one_line(capsys)
     assert f"cannot write in {parent}" in line and "Read-only file system" in line and str(out) in line, line
     assert list(parent.iterdir()) == []
+
+
+def test_oom_advice_never_suggests_the_cpu_to_a_cpu_run():
+    import types
+
+    from pixtrans.cli import _oom_line
+
+    cpu = _oom_line(RuntimeError("DefaultCPUAllocator: can't allocate memory"), types.SimpleNamespace(cmd="translate"))
+    assert "--tile 512" in cpu and "--device cpu" not in cpu
+    gpu = _oom_line(RuntimeError("CUDA out of memory."), types.SimpleNamespace(cmd="translate", device="cuda"))
+    assert "--device cpu" in gpu and "on cuda" in gpu
