@@ -201,14 +201,14 @@ def _load_for_inference(a):
     """The checkpoint's translator; ``--paper-test`` switches pix2pix to the paper's test protocol."""
     from .infer.translator import load
 
-    if a.paper_test and a.runtime not in ("torch", "auto"):
-        raise ConfigError("--paper-test runs on the torch reference only; drop --runtime or use --runtime torch")
     _check_device(a.device)
     t = load(a.checkpoint, device=a.device)
     if a.paper_test:
         t.model.use_paper_test()
-    info = t.use_runtime("torch" if a.paper_test else a.runtime, "fp32" if a.paper_test else a.precision)
+    # a model only torch fp32 can run (runtime_unsupported) refuses a named runtime; auto says why it ran torch
+    info = t.use_runtime(a.runtime, a.precision)
     print(runtime_line(info), file=sys.stderr)
+    t.notify = lambda note: print(f"note: {note}", file=sys.stderr)  # e.g. --tile runs on torch fp32
     return t
 
 
@@ -216,7 +216,9 @@ def runtime_line(info: dict) -> str:
     """One log line: the runtime and precision in use and how it was verified or chosen."""
     v = info.get("verdict") or {}
     how = ""
-    if info.get("auto"):
+    if info.get("note"):
+        how = f" ({'auto: ' if info.get('auto') else ''}{info['note']})"
+    elif info.get("auto"):
         n = sum(1 for c in info.get("candidates", []) if c.get("ok"))
         how = f" (auto: the fastest of {n} verified paths at {info.get('measured_at')})"
     elif v and not v.get("reference"):
@@ -295,7 +297,10 @@ def cmd_translate(a) -> None:
 
     def load(device: str):
         a.device = device  # under torchrun each rank's own GPU
-        return _load_for_inference(a)
+        t = _load_for_inference(a)
+        if a.tile:  # before the progress bar: tiles run on torch fp32 whatever --runtime says
+            t.tell(t.tiling_note())
+        return t
 
     # shards the inputs over torchrun ranks, skips outputs already written, rank 0 writes out/manifest.jsonl
     manifest = translate_all(

@@ -203,6 +203,9 @@ def test_cli_translate_says_which_runtime_ran(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "runtime: onnxruntime fp32 (verified vs torch fp32: max abs" in err
     assert len(list((tmp_path / "o").glob("a_scale*.png"))) == 3
+    assert main([*args[:4], str(tmp_path / "tiled"), "--runtime", "onnxruntime", "--tile", "16"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "tiled translation runs on torch fp32" in notes[0]  # one line, once
     assert main([*args, "--runtime", "onnxruntime", "--precision", "bf16"]) == 2
     assert "onnxruntime runs fp32" in capsys.readouterr().err  # one line, no traceback
 
@@ -217,3 +220,46 @@ def test_cli_bench_runtime_all_json(capsys):
     assert got[("torch", "fp32")]["speedup"] == 1.0 and got[("torch", "fp32")]["max_abs"] == 0.0
     for r in rows:
         assert "error" in r or (r["latency_s"] > 0 and "speedup" in r and "psnr" in r and "peak_mem_mb" in r)
+
+
+def test_tiles_run_on_torch_and_say_so_once():
+    """Exact tiling cannot split a compiled graph: tiles run on torch fp32 (same output as the reference's tiles),
+    and the translator says so once, naming the runtime it keeps for untiled inputs."""
+    pytest.importorskip("onnxruntime")
+    from pixtrans.infer.tiling import translate_tiled
+
+    t = _translator("msg_unet")
+    x = t.model.example_batch(1, 64, 64, torch.Generator().manual_seed(0))
+    want = translate_tiled(t.model, x, None, 32).image
+    t.use_runtime("onnxruntime")
+    with pytest.warns(UserWarning, match="tiled translation runs on torch fp32: exact tiling"):
+        got = t.translate_tensor(x, tile=32).image
+    assert torch.equal(got, want)
+    notes: list[str] = []
+    t2 = _translator("msg_unet")
+    t2.use_runtime("onnxruntime")
+    t2.notify = notes.append
+    t2.translate_tensor(x)  # untiled: the chosen runtime, nothing to say
+    assert notes == []
+    for _ in range(2):
+        t2.translate_tensor(x, tile=32)
+    assert len(notes) == 1 and "onnxruntime fp32 runs the untiled inputs" in notes[0]
+    t2.use_runtime("torch")
+    assert t2.tiling_note() == ""
+
+
+def test_a_model_only_torch_runs_refuses_every_other_path():
+    """runtime_unsupported (pix2pix's paper test protocol) is one reason everywhere: a named runtime or reduced
+    precision is refused with it, auto runs torch fp32 and says why, bench rows name it."""
+    from pixtrans.infer.bench import bench_runtimes
+
+    t = _translator("pix2pix")
+    t.model.use_paper_test()
+    for runtime, precision in (("torch", "bf16"), ("onnxruntime", "fp32"), ("openvino", "fp32")):
+        with pytest.raises(R.RuntimeUnsupported, match=f"^{runtime} {precision}: the paper's test protocol"):
+            t.use_runtime(runtime, precision)
+    info = t.use_runtime("auto")
+    assert (info["runtime"], info["precision"]) == ("torch", "fp32") and "paper's test protocol" in info["note"]
+    pairs = [("torch", "fp32"), ("onnxruntime", "fp32")]
+    rows = bench_runtimes(t.model, 32, 32, pairs, runs=1, warmup=0)
+    assert rows[0]["latency_s"] > 0 and "paper's test protocol" in rows[1]["error"]

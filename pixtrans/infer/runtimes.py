@@ -20,6 +20,11 @@ style) is compared with :meth:`~pixtrans.families.base.TranslationModel.translat
 within max abs :data:`FP32_ATOL`, reduced precision above :data:`MIN_PSNR` dB. The verdict is cached as JSON next
 to the graphs in ``$PIXTRANS_CACHE`` (default ``~/.cache/pixtrans``) under a key of the weights, config and
 versions. A path that fails raises :class:`RuntimeUnsupported` when asked for by name; ``auto`` skips it.
+
+A model that only the torch fp32 reference can run as configured
+(:attr:`~pixtrans.families.base.TranslationModel.runtime_unsupported`, e.g. pix2pix's paper test protocol) refuses
+every other path with that reason, and ``auto`` runs the reference and says why. Exact tiled translation
+(:mod:`pixtrans.infer.tiling`) always runs on the torch fp32 reference (:data:`TILING_NOTE`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 FP32_ATOL = 1e-3
 MIN_PSNR = 40.0
 EXTRA = "fast"  # the pyproject extra that installs onnxruntime and openvino
+# why tiles cannot run on a compiled graph (the translator says it once, naming the runtime it falls back from)
+TILING_NOTE = (
+    "exact tiling runs the network layer by layer on torch modules (a whole-image statistics pass before each "
+    "normalisation, then the normalising pass), which a compiled ONNX Runtime/OpenVINO graph or an autocast copy "
+    "cannot be split into"
+)
 
 
 class RuntimeUnsupported(PixtransError):
@@ -290,6 +301,9 @@ def make_backend(model, runtime: str, precision: str, folder: Path | None = None
         raise RuntimeUnsupported(f"runtime {runtime!r}: choose auto, {', '.join(RUNTIMES)}")
     if precision not in PRECISIONS:
         raise RuntimeUnsupported(f"precision {precision!r}: choose auto, {', '.join(PRECISIONS)}")
+    reason = model.runtime_unsupported
+    if reason and (runtime, precision) != ("torch", "fp32"):
+        raise RuntimeUnsupported(f"{runtime} {precision}: {reason}; use --runtime torch --precision fp32")
     if runtime == "torch":
         return TorchBackend(model, precision)
     if model.device.type != "cpu" and runtime == "onnxruntime":
@@ -426,6 +440,12 @@ def select(model, runtime: str = "torch", precision: str = "auto", use_cache: bo
     if runtime != "auto":
         backend, verdict = verified(model, runtime, "fp32" if precision == "auto" else precision, use_cache)
         return backend, {"runtime": backend.name, "precision": backend.precision, "auto": False, "verdict": verdict}
+    reason = model.runtime_unsupported
+    if reason and precision in ("auto", "fp32"):  # nothing to choose: the torch reference, and why
+        if log:
+            log(f"runtime auto: torch fp32 ({reason})")
+        return make_backend(model, "torch", "fp32"), {"runtime": "torch", "precision": "fp32", "auto": True,
+                                                      "reference": True, "note": reason}  # fmt: skip
     choice_path = model_folder(model) / f"auto-{precision}-{model.device.type}-t{torch.get_num_threads()}.json"
     if use_cache and choice_path.exists():
         try:

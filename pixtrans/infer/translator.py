@@ -8,6 +8,7 @@ out = t.translate("label.png")                  # PIL image; out.info["pixtrans_
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ class Translator:
         self.model, self.cfg, self.meta, self.path = model.eval(), cfg, meta, path
         self.backend = None  # pixtrans.infer.runtimes.Backend running the generator; None: model.translate
         self.runtime_info: dict = {"runtime": "torch", "precision": "fp32", "auto": False, "reference": True}
+        self.notify = None  # called with each note for the user (once per note); None: warnings.warn
+        self._told: set[str] = set()
 
     def use_runtime(self, runtime: str = "torch", precision: str = "auto", log=None) -> dict:
         """Run the generator on ``runtime`` (``auto``, ``torch``, ``onnxruntime``, ``openvino``) at ``precision``
@@ -63,6 +66,26 @@ class Translator:
 
         self.backend, self.runtime_info = select(self.model, runtime, precision, log=log)
         return self.runtime_info
+
+    def tiling_note(self) -> str:
+        """'' when tiles run on the chosen runtime (the torch fp32 reference); else the one line saying that tiled
+        translation runs on torch fp32 instead, and why."""
+        from .runtimes import TILING_NOTE
+
+        b = self.backend
+        if b is None or b.is_reference:
+            return ""
+        return f"tiled translation runs on torch fp32: {TILING_NOTE}; {b.label} runs the untiled inputs"
+
+    def tell(self, note: str) -> None:
+        """Say ``note`` to the user once (through :attr:`notify`, else as a warning)."""
+        if not note or note in self._told:
+            return
+        self._told.add(note)
+        if self.notify is not None:
+            self.notify(note)
+        else:
+            warnings.warn(note, stacklevel=3)
 
     def run_generator(self, x: dict, style: dict | None = None) -> Translation:
         """The model on a prepared batch whose size fits the network: the family's style work in torch, then the
@@ -208,7 +231,8 @@ class Translator:
         (:mod:`pixtrans.infer.tiling`; the torch reference network)."""
         from .tiling import translate_tiled
 
-        h, w = x["input"].shape[-2:]
+        self.tell(self.tiling_note())
+        h, w = (x["input"] if "input" in x else x["label"]).shape[-2:]  # label maps: encoded per tile
         with memory_guard(lambda: f"translating {w}x{h} in {tile} px tiles on {self._where()}"):
             return translate_tiled(self.model, x, style, tile)
 

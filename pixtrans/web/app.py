@@ -325,6 +325,9 @@ def cmd_serve(a) -> None:
     for m in app.state.studio.models.values():
         info = m.translator.runtime_info
         print(f"{m.id}: runtime {info['runtime']} {info['precision']}" + (" (auto)" if info.get("auto") else ""))
+        for note in (info.get("note"), m.translator.tiling_note()):
+            if note:
+                print(f"{m.id}: note: {note.replace('tiled translation', 'fit tile', 1)}")
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {a.host}: anyone who can reach this address can use the studio")
         if not a.allow_host:

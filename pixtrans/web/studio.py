@@ -184,6 +184,7 @@ def load_models(
     used: set[str] = set()
     for path in checkpoints:
         t = load(path, device=device, runtime=runtime, precision=precision)
+        t.notify = lambda note, p=path: log.info("%s: %s", p, note)  # pixtrans serve prints them at start
         if log:
             log(f"{path}: runtime {t.runtime_info['runtime']} {t.runtime_info['precision']}")
         ck = Path(t.path)
