@@ -9,8 +9,8 @@
 weights) and translates a label map of ``--size``
 through ``Translator.translate`` (ids in, image out), reporting wall time and peak RSS (``VmHWM``);
 ``--untiled`` also runs the whole-image path. ``--skip-compute`` replaces every convolution by zeros of its output's
-shape (the same tensors are allocated and written, no FLOPs): the memory figure where the real 4096x2048 run would
-take hours (a loaded 2-core machine); compare both ways at a smaller size to check it.
+shape (the same tensors are allocated and written, no FLOPs): the memory figure alone, in minutes where the real
+4096x2048 run takes about half an hour on a loaded 2-core machine (2.90 GiB real vs 2.99 GiB stubbed).
 Every mode prints one JSON line at the end.
 """
 
