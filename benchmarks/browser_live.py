@@ -1,14 +1,23 @@
 """Live drawing in headless Chromium (Debian's, via Playwright) against `pixtrans serve` on this CPU: updates per
-second while a scripted stroke is drawn (pointer moves at ~60 Hz for STROKE_S seconds; the share of them at full
-resolution, the rest at 1/2 or 1/4, see livedraw.js) and the time from the last stroke (pointer up) to the
-full-resolution image that shows it, on the in-page path (ONNX Runtime Web, WASM SIMD + threads) and the
-server path, interleaved A/B per repetition in one process ("page_fullres": in page, never at reduced
-resolution). Canvas 256x256 (the model's crop).
+second while a scripted stroke is drawn (pointer moves at ~60 Hz for STROKE_S seconds), the share of them at full
+resolution (the rest at 1/2, 1/4 or 1/8, see livedraw.js), the time from the last stroke (pointer up) to the
+full-resolution image that shows it, and where an in-page update's time goes (encode the map, inference, output to
+pixels, draw), per mode, interleaved A/B per repetition in one process:
 
-Models: the studio's default (what `pixtrans demo` trains: pix2pix U-Net, ngf 32, 6 downsamplings) and narrower
-variants (ngf 16, 8) as "sized for live use"; weights freshly initialised (speed does not depend on training).
+- ``page``: in page (ONNX Runtime Web, WASM SIMD + threads), the studio's policy: the finest of 1, 1/2, 1/4, 1/8
+  whose measured update time fits the 200 ms frame budget, reduced scales on their own session;
+- ``page_1session``: the same on one session for every size (the full size is planned again after a stroke);
+- ``page_prev``: in page, the previous policy (halve down to 1/4 while an update takes over 150 ms, one session);
+- ``page_fullres``: in page, never at reduced resolution;
+- ``server``: PyTorch on the server (``THREADS`` threads), the studio's policy.
 
-    .venv/bin/python benchmarks/browser_live.py            # REPS=2 STROKE_S=3 NGF=32,8 THREADS=2
+Canvas 256x256 (the model's crop). Models (``MODELS``, comma-separated): ``hd32`` the studio's default (what
+`pixtrans demo` trains: pix2pixHD global generator, ngf 32, 3 downsamplings, 6 res blocks, instance-feature encoder;
+the browser runs the generator, neutral style), ``hd16``/``hd8`` narrower variants sized for live use, ``unet32``/
+``unet8`` the pix2pix U-Nets (6 downsamplings) measured before; weights freshly initialised (speed does not depend on
+training).
+
+    .venv/bin/python benchmarks/browser_live.py     # REPS=2 STROKE_S=3 MODELS=hd32,hd16 MODES=all THREADS=2
 """
 
 import json
@@ -24,19 +33,46 @@ from playwright.sync_api import sync_playwright
 from test_web_api import make_run
 
 from pixtrans.data.synth import generate
+from pixtrans.demo import RECIPE
 from pixtrans.web.app import create_app
 from pixtrans.web.headless import launch_chromium, serve_in_thread
 
 REPS = int(os.environ.get("REPS", "2"))
 STROKE_S = float(os.environ.get("STROKE_S", "3"))
-NGFS = [int(v) for v in os.environ.get("NGF", "32,8").split(",")]
+MODELS = os.environ.get("MODELS", "hd32,hd16").split(",")
 THREADS = int(os.environ.get("THREADS", "2"))
 SIZE = 256
 OUT = Path(os.environ.get("PIXTRANS_ARTIFACTS") or "artifacts") / "web_live"
+# mode -> (path, LiveDraw.budgetMs, LiveDraw.scales, preview session)
+MODES = {
+    "page": ("page", 200, [1, 2, 4, 8], True),
+    "page_1session": ("page", 200, [1, 2, 4, 8], False),
+    "page_prev": ("page", 150, [1, 2, 4], False),
+    "page_fullres": ("page", "Infinity", [1], False),
+    "server": ("server", 200, [1, 2, 4, 8], False),
+}
+if os.environ.get("MODES", "all") != "all":
+    MODES = {k: MODES[k] for k in os.environ["MODES"].split(",")}
+# name -> (label, config, overrides)
+VARIANTS = {
+    **{
+        f"hd{n}": (f"pix2pixHD global ngf {n}", "pix2pixhd_synth.yaml", [*RECIPE, f"model.ngf={n}", f"model.ndf={n}"])
+        for n in (32, 16, 8)
+    },
+    **{
+        f"unet{n}": (f"pix2pix U-Net ngf {n}", "pix2pix_synth.yaml", [f"model.ngf={n}", f"model.ndf={n}"])
+        for n in (32, 8)
+    },
+}
+
+
+def med(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
 
 
 def stroke(page, y0: float, y1: float) -> dict:
-    """Draw one stroke across the canvas; -> updates/s during it and ms from pointer up to the updated image."""
+    """Draw one stroke across the canvas; -> updates/s during it, the scales used, ms from pointer up to the
+    full-resolution image, and the in-page time split (median over the stroke's updates, and the final update)."""
     box = page.locator("#draw-canvas").bounding_box()
     x = lambda f: box["x"] + f * box["width"]  # noqa: E731
     y = lambda f: box["y"] + f * box["height"]  # noqa: E731
@@ -51,13 +87,81 @@ def stroke(page, y0: float, y1: float) -> dict:
         time.sleep(max(0.0, t0 + i / 60 - time.perf_counter()))
     t_end = page.evaluate("() => performance.now()")
     page.mouse.up()
-    page.wait_for_function("() => liveStats.shownSeq === liveStats.editSeq && !document.hidden", timeout=60_000)
+    page.wait_for_function("() => liveStats.shownSeq === liveStats.editSeq && !document.hidden", timeout=120_000)
     s = page.evaluate("() => ({editAt: liveStats.editAt, shownAt: liveStats.shownAt, path: liveStats.path, "
-                      "history: liveStats.history, scales: liveStats.scales})")  # fmt: skip
-    during = [k for k, t in zip(s["scales"], s["history"]) if t_start <= t <= t_end]
-    full = sum(k == 1 for k in during) / max(1, len(during))
+                      "history: liveStats.history, scales: liveStats.scales, parts: liveStats.parts, "
+                      "backend: liveStats.backend})")  # fmt: skip
+    during = [i for i, t in enumerate(s["history"]) if t_start <= t <= t_end]
+    scales = [s["scales"][i] for i in during]
+    split = {k: med([s["parts"][i][k] for i in during if k in s["parts"][i]])
+             for k in ("encode", "infer", "output", "draw")}  # fmt: skip
     return {"fps": len(during) / ((t_end - t_start) / 1000), "latency_ms": s["shownAt"] - s["editAt"],
-            "path": s["path"], "moves": n, "full_res_share": full}  # fmt: skip
+            "path": s["path"], "backend": s["backend"], "moves": n, "stroke_s": (t_end - t_start) / 1000,
+            "full_res_share": sum(k == 1 for k in scales) / max(1, len(scales)),
+            "scales": {str(k): scales.count(k) for k in sorted(set(scales))},
+            "split_drawing_ms": split, "split_final_ms": s["parts"][-1], "final_scale": s["scales"][-1]}  # fmt: skip
+
+
+def measure(ctx, tmp: Path, data: Path, name: str) -> dict:
+    label, config, extra = VARIANTS[name]
+    over = [*extra, f"data.root={data}", f"data.crop_size={SIZE}", f"data.load_size={SIZE}"]
+    run = make_run(tmp / name, config, over)
+    app = create_app([run], data, tmp / f"r_{name}.sqlite", threads=THREADS)
+    mid = next(iter(app.state.studio.models))
+    with serve_in_thread(app) as url:
+        page = ctx.new_page()
+        page.goto(f"{url}#draw")
+        page.wait_for_selector("body[data-ready='1']")
+        page.uncheck("#auto-translate")
+        t0 = time.perf_counter()
+        page.click("#palette button[data-class='1']")
+        stroke(page, 0.9, 0.9)
+        page.wait_for_selector("#live-path[data-path='page']", timeout=600_000)
+        ready_s = time.perf_counter() - t0
+        page.evaluate("() => { window.__engine = LiveDraw.engines[Draw.model.id]; "
+                      "window.__preview = window.__engine.preview; }")  # fmt: skip
+        warm = page.evaluate("() => ({...LiveDraw.msAt})")
+        info = page.evaluate("(id) => fetch(`api/models/${id}/web`).then((r) => r.json())", mid)
+        rows = {m: [] for m in MODES}
+        for rep in range(REPS):
+            for mode in list(rows) if rep % 2 == 0 else list(rows)[::-1]:
+                path, budget, scales, preview = MODES[mode]
+                engine = "window.__engine" if path == "page" else "{why: 'server path forced by the benchmark'}"
+                page.evaluate(f"() => {{ LiveDraw.engines[Draw.model.id] = {engine}; LiveDraw.budgetMs = {budget}; "
+                              f"LiveDraw.scales = {json.dumps(scales)}; "
+                              f"window.__engine.preview = {'window.__preview' if preview else 'null'}; }}")  # fmt: skip
+                page.click(f"#palette button[data-class='{(rep % 3) + 3}']")
+                r = stroke(page, 0.2 + 0.1 * rep, 0.7 - 0.1 * rep)
+                assert r["path"] == path and r["final_scale"] == 1, (r, path)
+                rows[mode].append(r)
+                short = {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items() if k != "split_final_ms"}
+                print(name, mode, short, flush=True)
+        page.screenshot(path=str(OUT / f"live_{name}.png"), full_page=True)
+        page.close()
+    side = info["sidecar"]
+    res = {
+        "model": label,
+        "params": app.state.studio.models[mid].info()["params"],
+        "model_mb": round(side["model_bytes"] / 2**20, 2),
+        "in_page_ready_s": round(ready_s, 1),
+        "backend": rows[next(iter(rows))][0]["backend"] if rows else None,
+        "warm_ms": {k: round(v) for k, v in warm.items()},
+    }
+    for mode, v in rows.items():
+        res[mode] = {
+            "fps": round(statistics.median(r["fps"] for r in v), 2),
+            "full_res_share": round(statistics.median(r["full_res_share"] for r in v), 2),
+            "latency_ms": round(statistics.median(r["latency_ms"] for r in v)),
+            "stroke_s": round(statistics.median(r["stroke_s"] for r in v), 1),
+            "scales": [r["scales"] for r in v],
+        }
+        if MODES[mode][0] == "page":
+            res[mode]["split_drawing_ms"] = {k: med([r["split_drawing_ms"][k] for r in v if r["split_drawing_ms"][k]])
+                                             for k in ("encode", "infer", "output", "draw")}  # fmt: skip
+            res[mode]["split_final_ms"] = {k: med([r["split_final_ms"][k] for r in v])
+                                           for k in ("encode", "infer", "output", "draw")}  # fmt: skip
+    print(json.dumps(res), flush=True)
+    return res
 
 
 def main() -> None:
@@ -68,55 +172,8 @@ def main() -> None:
     results = {}
     with sync_playwright() as p:
         ctx = launch_chromium(p, tempfile.mkdtemp(), height=1000)
-        for ngf in NGFS:
-            over = [f"data.root={data}", f"model.ngf={ngf}", f"model.ndf={ngf}", f"data.crop_size={SIZE}",
-                    f"data.load_size={SIZE}"]  # fmt: skip
-            run = make_run(tmp / f"ngf{ngf}", "pix2pix_synth.yaml", over)
-            app = create_app([run], data, tmp / f"r{ngf}.sqlite", threads=THREADS)
-            mid = next(iter(app.state.studio.models))
-            with serve_in_thread(app) as url:
-                page = ctx.new_page()
-                page.goto(f"{url}#draw")
-                page.wait_for_selector("body[data-ready='1']")
-                page.uncheck("#auto-translate")
-                t0 = time.perf_counter()
-                page.click("#palette button[data-class='1']")
-                stroke(page, 0.9, 0.9)
-                page.wait_for_selector("#live-path[data-path='page']", timeout=600_000)
-                ready_s = time.perf_counter() - t0
-                page.evaluate("() => { window.__engine = LiveDraw.engines[Draw.model.id]; }")
-                info = page.evaluate("(id) => fetch(`api/models/${id}/web`).then((r) => r.json())", mid)
-                rows = {"page": [], "page_fullres": [], "server": []}
-                for rep in range(REPS):
-                    for mode in list(rows) if rep % 2 == 0 else list(rows)[::-1]:
-                        path = mode.split("_")[0]
-                        engine = "window.__engine" if path == "page" else "{why: 'server path forced by the benchmark'}"
-                        budget = "Infinity" if mode.endswith("fullres") else "150"
-                        page.evaluate(
-                            f"() => {{ LiveDraw.engines[Draw.model.id] = {engine}; LiveDraw.budgetMs = {budget}; }}"
-                        )
-                        page.click(f"#palette button[data-class='{(rep % 3) + 3}']")
-                        r = stroke(page, 0.2 + 0.1 * rep, 0.7 - 0.1 * rep)
-                        assert r["path"] == path, (r, path)
-                        rows[mode].append(r)
-                        print(ngf, mode, {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()},
-                              flush=True)  # fmt: skip
-                page.screenshot(path=str(OUT / f"live_ngf{ngf}.png"), full_page=True)
-                page.close()
-            side = info["sidecar"]
-            results[f"pix2pix unet ngf{ngf}"] = {
-                "params": app.state.studio.models[mid].info()["params"],
-                "model_mb": round(side["model_bytes"] / 2**20, 2),
-                "in_page_ready_s": round(ready_s, 1),
-            }
-            for path, v in rows.items():
-                share = statistics.median(r["full_res_share"] for r in v)
-                results[f"pix2pix unet ngf{ngf}"][f"{path}_full_res_share"] = round(share, 2)
-                results[f"pix2pix unet ngf{ngf}"][f"{path}_fps"] = round(statistics.median(r["fps"] for r in v), 2)
-                results[f"pix2pix unet ngf{ngf}"][f"{path}_latency_ms"] = round(
-                    statistics.median(r["latency_ms"] for r in v)
-                )
-            print(json.dumps(results[f"pix2pix unet ngf{ngf}"]), flush=True)
+        for name in MODELS:
+            results[name] = measure(ctx, tmp, data, name)
         ctx.close()
     summary = {"size": [SIZE, SIZE], "threads_server": THREADS, "cpu": os.cpu_count(), "reps": REPS,
                "stroke_s": STROKE_S, "loadavg_before": [round(v, 2) for v in load_before],

@@ -38,8 +38,10 @@ const dimOf = (d, h, w) => d === "batch" ? 1 : d === "height" ? h : d === "width
 
 export class LiveModel {
   // kind: "webgpu" | "wasm" (the execution provider that runs the graph); note: why WebGPU is not used ("" if it is)
-  constructor(ort, session, side, kind = "wasm", note = "") {
+  constructor(ort, session, side, kind = "wasm", note = "", bytes = null) {
     this.ort = ort; this.session = session; this.side = side; this.kind = kind; this.note = note;
+    this.bytes = bytes; // the graph, kept until the preview session is made
+    this.preview = null; // a second session for reduced-resolution runs (see addPreview)
     this.inputName = side.inputs[0].name;
     this.outputName = session.outputNames[0];
     this.bufs = new Map(); // input length -> Float32Array, one per run size
@@ -50,25 +52,36 @@ export class LiveModel {
   // backends: those the server installed, preferred first ("webgpu" is tried only when the browser gives an adapter;
   // a WebGPU session that fails to build falls back to WASM, with the reason in .note).
   static async create(modelUrl, side, backends = ["wasm"]) {
+    const res = await fetch(modelUrl);
+    if (!res.ok) throw new Error(`${modelUrl}: HTTP ${res.status}`);
+    const bytes = new Uint8Array(await res.arrayBuffer());
     let note = "";
     if (backends.includes("webgpu")) {
       const adapter = await webgpuAdapter();
       if (adapter) {
         try {
           const ort = await loadOrt("webgpu");
-          const session = await ort.InferenceSession.create(modelUrl,
-            { executionProviders: ["webgpu"], graphOptimizationLevel: "all" });
+          const session = await ort.InferenceSession.create(bytes, LiveModel.options("webgpu"));
           const info = adapter.info || {};
-          return new LiveModel(ort, session, side, "webgpu", info.architecture || info.vendor || "");
+          return new LiveModel(ort, session, side, "webgpu", info.architecture || info.vendor || "", bytes);
         } catch (err) { note = `WebGPU failed: ${err.message}`; }
       } else note = "no WebGPU adapter";
     }
     const ort = await loadOrt("wasm");
-    const session = await ort.InferenceSession.create(modelUrl,
-      { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-    const m = new LiveModel(ort, session, side, "wasm");
-    m.note = note;
-    return m;
+    const session = await ort.InferenceSession.create(bytes, LiveModel.options("wasm"));
+    return new LiveModel(ort, session, side, "wasm", note, bytes);
+  }
+
+  static options(kind) { return { executionProviders: [kind], graphOptimizationLevel: "all" }; }
+
+  // A second session for the reduced-resolution runs while drawing: a session that switches from small inputs back
+  // to the full size plans that size again (measured: the full-resolution run after a stroke took ~2x as long), so
+  // the full size keeps its own session. Costs a second copy of the weights.
+  async addPreview() {
+    if (!this.preview && this.bytes) {
+      this.preview = await this.ort.InferenceSession.create(this.bytes, LiveModel.options(this.kind));
+    }
+    this.bytes = null;
   }
 
   // The size the graph runs at for a w x h map: padded up to the size multiple, or the fixed export size.
@@ -120,12 +133,13 @@ export class LiveModel {
 
   // Translate a w x h id map -> {image: ImageData (w x h), ms, parts: {encode, infer, output} ms}; null when the
   // graph cannot take this size.
-  async run(label, inst, w, h) {
+  // preview: a reduced-resolution run (on the preview session when there is one).
+  async run(label, inst, w, h, preview = false) {
     const size = this.runSize(w, h);
     if (!size) return null;
     const [W, H] = size, t0 = performance.now();
     const feeds = this.feeds(label, inst, w, h, W, H), t1 = performance.now();
-    const out = await this.session.run(feeds), t2 = performance.now();
+    const out = await (preview && this.preview ? this.preview : this.session).run(feeds), t2 = performance.now();
     const y = out[this.outputName];
     const image = toImageData(y.data, y.dims, w, h);
     if (y.dispose) y.dispose();
@@ -134,8 +148,8 @@ export class LiveModel {
   }
 
   // One run on an empty w x h map (the runtime plans each new input shape on its first run) -> its ms.
-  async warm(w, h) {
-    const r = await this.run(new Int32Array(w * h), null, w, h);
+  async warm(w, h, preview = true) {
+    const r = await this.run(new Int32Array(w * h), null, w, h, preview);
     return r ? r.ms : null;
   }
 }

@@ -3,8 +3,9 @@
 // server (POST api/translate?live=1); one update in flight at a time, so the rate follows what the path achieves.
 // While the pointer is down each update runs at the finest of 1, 1/2, 1/4, 1/8 resolution whose measured update time
 // fits the frame budget (budgetMs; unmeasured scales estimated from a measured one by pixel count), scaled up for
-// display; the update after the stroke ends is always at full resolution. Once the in-page model is ready, every
-// reduced scale is run once (the runtime plans each input shape on its first run) to measure it before drawing.
+// display; the update after the stroke ends is always at full resolution. Once the in-page model is ready, a second
+// session for the reduced scales is made (live.js: the full size keeps its own plan) and every reduced scale is run
+// once on it (the runtime plans each input shape on its first run) to measure it before drawing.
 // The badge #live-path says which path ran (data-path="page" | "server") and data-backend which backend ("webgpu" |
 // "wasm" | "server"); window.liveStats is read by the benchmark (per update: time, scale, where the time went).
 
@@ -54,6 +55,7 @@ export const LiveDraw = {
 
   // Plan and time each reduced scale once, coarsest first, through the one-update-at-a-time gate.
   async warmUp(e) {
+    await e.addPreview();
     for (const s of this.scales.slice(1).reverse()) {
       while (this.inFlight) await new Promise((r) => setTimeout(r, 20));
       if (!this.on() || this.engines[Draw.model.id] !== e) return;
@@ -140,7 +142,7 @@ export const LiveDraw = {
     const [inst] = subsample(Draw.inst.slice(), Draw.w, Draw.h, s);
     const tSub = performance.now() - t0;
     try {
-      const r = path === "page" ? await e.run(label, m.no_instance ? null : inst, w, h) : null;
+      const r = path === "page" ? await e.run(label, m.no_instance ? null : inst, w, h, s > 1) : null;
       if (r) { image = r.image; ms = r.ms + tSub; parts = { ...r.parts, encode: r.parts.encode + tSub }; }
       else {
         path = "server";
