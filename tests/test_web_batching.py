@@ -100,3 +100,30 @@ def test_batched_studio_translations_equal_one_by_one(tmp_path):
     for a, b in zip(outs, alone):
         assert float((a.image - b).abs().max()) <= 1e-5 and a.style["seed"] in range(6)
     assert max(t.backend.batches) > 1
+
+
+def test_light_work_outside_the_turn_overlaps_and_the_batch_waits_for_jobs_on_their_way():
+    """outside_turn gives up the gate (two jobs' 0.3 s of light work overlap); a forming batch waits for jobs still
+    preparing their inputs (InferenceQueue.fresh) instead of a fixed few-ms window, so all of them meet."""
+    from pixtrans.web.studio import outside_turn
+
+    queue = InferenceQueue(max_pending=16, workers=8)
+    rec = _Recorder()
+    backend = BatchingBackend(rec, queue, max_batch=8, window_s=0.5)
+
+    def job(i):
+        with outside_turn():
+            time.sleep(0.3 if i < 2 else 0.05 * i)  # decoding, preparing: others may hold the turn meanwhile
+        return backend({"input": torch.full((1, 1, 2, 2), float(i)), "z": torch.zeros(1, 1)})
+
+    try:
+        t0 = time.perf_counter()
+        results = asyncio.run(_many(queue, job, 2))
+        assert time.perf_counter() - t0 < 0.55  # the two 0.3 s waits overlapped
+        rec.sizes.clear()
+        results = asyncio.run(_many(queue, job, 8))
+    finally:
+        queue.shutdown()
+    assert rec.sizes == [8]  # staggered arrivals over 0.35 s, one batch
+    assert [float(r[0][0, 0, 0, 0]) for r in results] == [2.0 * i for i in range(8)]
+    assert queue.fresh == 0

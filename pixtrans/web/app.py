@@ -246,7 +246,8 @@ def create_app(
     if threads:
         torch.set_num_threads(int(threads))
     studio = Studio(load_models(checkpoints, device, runtime, precision), data, max_pixels=max_pixels)
-    queue = InferenceQueue(max_pending, workers=max(1, batch))
+    # two batches' worth of workers: the next batch prepares its inputs while one runs
+    queue = InferenceQueue(max_pending, workers=2 * max(1, batch))
     for m in studio.models.values():
         if m.translator.backend is not None and batch > 1:
             m.translator.backend = BatchingBackend(m.translator.backend, queue, max_batch=batch)

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,31 +213,53 @@ class Busy(Exception):
     """The inference queue is full."""
 
 
+_TURN = threading.local()  # the InferenceQueue whose turn this thread holds (queue, active, fresh)
+
+
 class InferenceQueue:
     """Translations run on ``workers`` threads that take turns: one at a time holds :attr:`gate` (so torch work never
-    overlaps, as with one worker); at most ``max_pending`` jobs wait or run at once. A job waiting in a
-    :class:`BatchingBackend` gives up its turn, so concurrent requests for one model meet there and run as a batch."""
+    overlaps, as with one worker); at most ``max_pending`` jobs wait or run at once. A job gives up its turn for
+    light per-request work (:func:`outside_turn`: preparing inputs, PNG encoding), which then overlaps another job's
+    generator call, and while it waits in a :class:`BatchingBackend`, where concurrent requests for one model meet
+    and run as a batch."""
 
     def __init__(self, max_pending: int = 4, workers: int = 1):
         self.max_pending = max(1, int(max_pending))
         self.workers = max(1, int(workers))
         self._pool: ThreadPoolExecutor | None = None
         self.gate = threading.Condition()
-        self._turns = threading.local()
         self._pending = 0
+        self._fresh = 0  # jobs in a worker that have not reached a generator yet (a forming batch waits for them)
         self._lock = threading.Lock()
 
     def in_turn(self) -> bool:
         """Whether the calling thread is a worker running a job (and holds :attr:`gate`)."""
-        return getattr(self._turns, "active", False)
+        return getattr(_TURN, "queue", None) is self and _TURN.active
+
+    @property
+    def fresh(self) -> int:
+        """Jobs in a worker that may still bring a batch a generator call (they have not made one yet)."""
+        return self._fresh
+
+    def reached_generator(self) -> None:
+        """The calling job makes its first generator call (or ends): it no longer counts as :attr:`fresh`."""
+        if getattr(_TURN, "fresh", False):
+            _TURN.fresh = False
+            with self._lock:
+                self._fresh -= 1
+            self.gate.notify_all()  # a forming batch may stop waiting
 
     def _take_turn(self, fn: Callable, *args):
+        with self._lock:
+            self._fresh += 1  # counted while it waits for the gate, so a forming batch waits for it
+        _TURN.fresh = True
         with self.gate:
-            self._turns.active = True
+            _TURN.queue, _TURN.active = self, True
             try:
                 return fn(*args)
             finally:
-                self._turns.active = False
+                self.reached_generator()
+                _TURN.queue, _TURN.active = None, False
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -279,26 +302,54 @@ class _Group:
         self.error: BaseException | None = None
 
 
-class BatchingBackend:
-    """A runtime backend (:mod:`pixtrans.infer.runtimes`) whose calls from :class:`InferenceQueue` jobs are batched:
-    the first call for an input shape waits up to ``window_s`` (only while other jobs are pending) for calls with
-    the same shapes, then runs them as one batch of at most ``max_batch`` items and hands each its slice. Items are
-    independent (the generator module normalises per item), so outputs equal one-by-one runs. Calls from outside
-    the queue run directly."""
+@contextmanager
+def outside_turn():
+    """Give up the inference turn (:class:`InferenceQueue`) for light per-request work (preparing inputs, PNG
+    encoding) so that it overlaps another job's generator call; a no-op outside a queue job."""
+    q = getattr(_TURN, "queue", None)
+    if q is None or not _TURN.active:
+        yield
+        return
+    _TURN.active = False
+    q.gate.release()
+    try:
+        yield
+    finally:
+        q.gate.acquire()
+        _TURN.active = True
 
-    def __init__(self, backend, queue: InferenceQueue, max_batch: int = 8, window_s: float = 0.005):
+
+class BatchingBackend:
+    """A runtime backend (:mod:`pixtrans.infer.runtimes`) whose calls from :class:`InferenceQueue` jobs are batched.
+
+    The first call for an input shape opens a batch and gives up its turn while other jobs may still join: until
+    ``max_batch`` items, or no other job is on its way to a generator (:attr:`InferenceQueue.fresh`), or nobody
+    joined for a window (``window_s``, at least a quarter of the last batch's seconds per item, at most
+    ``max_window_s``); then it runs them as one call and hands each its slice. Items are independent (the generator
+    module normalises per item), so outputs equal one-by-one runs; a lone request waits for nobody. Calls from
+    outside the queue run directly."""
+
+    def __init__(
+        self, backend, queue: InferenceQueue, max_batch: int = 8, window_s: float = 0.005, max_window_s: float = 0.25
+    ):
         self.backend, self.queue = backend, queue
-        self.max_batch, self.window_s = max(1, int(max_batch)), float(window_s)
+        self.max_batch, self.window_s, self.max_window_s = max(1, int(max_batch)), float(window_s), float(max_window_s)
         self._open: dict[tuple, _Group] = {}
+        self._item_s = 0.0  # seconds per item of the last batch
         self.batches: list[int] = []  # sizes of the batches run (for benchmarks and tests)
 
     def __getattr__(self, name: str):
         return getattr(self.backend, name)
 
+    def window(self) -> float:
+        """How long a forming batch waits for the next member."""
+        return min(self.max_window_s, max(self.window_s, 0.25 * self._item_s))
+
     def __call__(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         q = self.queue
         if self.max_batch == 1 or not q.in_turn():
             return self.backend(inputs)
+        q.reached_generator()
         key = tuple((k, tuple(v.shape[1:]), v.dtype, v.device) for k, v in inputs.items())
         group = self._open.get(key)
         if group is not None:  # join the batch a waiting job opened
@@ -306,19 +357,24 @@ class BatchingBackend:
             group.items.append(inputs)
             if len(group.items) >= self.max_batch:
                 self._open.pop(key, None)
-                q.gate.notify_all()
+            q.gate.notify_all()
             q.gate.wait_for(lambda: group.done)
         else:
             group, index = _Group(inputs), 0
-            if q.pending > 1:  # others may bring the same shapes: give up the turn for a few ms
-                self._open[key] = group
-                q.gate.wait_for(lambda: len(group.items) >= self.max_batch, timeout=self.window_s)
-                if self._open.get(key) is group:
-                    del self._open[key]
+            self._open[key] = group
+            while len(group.items) < self.max_batch and q.fresh > 0:  # others may bring the same shapes
+                n = len(group.items)
+                q.gate.wait_for(lambda n=n: len(group.items) > n or q.fresh == 0, timeout=self.window())
+                if len(group.items) == n:
+                    break  # nobody joined within the window
+            if self._open.get(key) is group:
+                del self._open[key]
             try:
                 names = list(inputs)
                 batch = {n: torch.cat([it[n] for it in group.items]) for n in names}
+                t0 = time.perf_counter()
                 group.outputs = self.backend(batch)
+                self._item_s = (time.perf_counter() - t0) / len(group.items)
                 self.batches.append(len(group.items))
             except BaseException as err:  # every job of the batch gets the error
                 group.error = err
@@ -558,10 +614,16 @@ class Studio:
 
     def run_one(self, m: ModelEntry, maps: dict[str, np.ndarray], style: dict, fit: str = "full") -> dict:
         """Translate ``maps`` (``label``/``source`` [+ ``inst``] [+ ``target``]) with one model -> an output dict."""
-        maps = self.fit_maps(m, maps, fit)
+        # light work outside the inference turn (it overlaps another job's generator call); tiles keep it inside,
+        # their inputs are large
+        with outside_turn() if fit != "tile" else nullcontext():
+            maps = self.fit_maps(m, maps, fit)
+            try:
+                x = self._batch(m, maps)
+            except (ConfigError, DataError) as err:
+                raise ClientError(422, f"{m.id}: {err}") from None
         t0 = time.perf_counter()
         try:
-            x = self._batch(m, maps)
             resolved = self._resolve_style(m, style, maps)
             res = m.translator.translate_tensor(x, resolved, m.tile_size() if fit == "tile" else 0)
         except (ConfigError, DataError) as err:
@@ -570,11 +632,13 @@ class Studio:
         used = jsonable(res.style or {})
         if style.get("reference"):
             used["reference"] = style["reference"]
-        img = to_uint8(res.image)
+        with outside_turn():
+            img = to_uint8(res.image)
+            image = png_data_url(img)
         out = {
             "model": m.id,
             "ok": True,
-            "image": png_data_url(img),
+            "image": image,
             "width": img.shape[1],
             "height": img.shape[0],
             "style": used,
