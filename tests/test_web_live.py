@@ -1,6 +1,7 @@
 """Live drawing in real headless Chromium: the studio translates while a stroke is drawn, in the page (ONNX Runtime
 Web, cross-origin isolated, WASM threads) with the same pixels as the server's fp32 result (PSNR >= 45 dB); the
-exported static page (`pixtrans export --format web`) draws, uploads and downloads from a plain static file server.
+exported static page (`pixtrans export --format web`) draws, uploads and downloads from a plain static file server,
+with WASM or (``--webgpu``, SwiftShader's adapter) WebGPU, same pixels as PyTorch.
 Screenshots go to ``$PIXTRANS_ARTIFACTS`` (default ``artifacts/``) under ``web_live/``."""
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def test_studio_live_in_page_same_pixels_as_server(browser, runs, synth_root, tm
         page, errors = new_page(browser)
         page.goto(url + "#draw")
         page.wait_for_selector("body[data-ready='1']")
+        page.evaluate("() => { LiveDraw.finalPath = 'page'; }")  # these pixels come from the page
         assert page.evaluate("() => crossOriginIsolated") is True  # COOP/COEP: WASM threads allowed
         assert page.is_checked("#live") and page.is_visible("#live-card")
         page.uncheck("#auto-translate")
@@ -174,12 +176,15 @@ def test_exported_page_draws_uploads_downloads(browser, runs, tmp_path, static_s
     report = export_web(runs["vivid"], out, log=lambda *a: None)
     assert report["model_mb"] > 0 and report["total_mb"] > report["runtime_mb"] > 1
     assert {p.name for p in out.iterdir()} >= {"index.html", "model.onnx", "model.json", "serve.py", "js", "ort"}
+    assert report["backends"] == ["wasm"] and report["webgpu_mb"] > 1  # WASM only by default: --webgpu adds it
+    assert not (out / "ort" / "ort.webgpu.min.mjs").exists()
     url = static_server(out)
     page, errors = new_page(browser)
     page.goto(url)
     page.wait_for_selector("body[data-ready='1']")
     assert page.evaluate("() => crossOriginIsolated") is False
     assert "1 thread" in page.inner_text("#meta")
+    assert page.evaluate("() => pageState.model.bytes === null")  # one session: the graph's copy is released
     page.click("#palette button[data-class='3']")
     stroke(page, "#draw", [(0.1, 0.2), (0.9, 0.6)])
     page.wait_for_function("() => pageState.shownSeq === pageState.seq && !pageState.busy")
@@ -218,6 +223,7 @@ def live_vs_server(page, url: str, model: str) -> tuple[float, dict]:
 
     page.goto(url + "#draw")
     page.wait_for_selector("body[data-ready='1']")
+    page.evaluate("() => { LiveDraw.finalPath = 'page'; }")  # these pixels come from the page
     page.uncheck("#auto-translate")
     page.click("#palette button[data-class='1']")
     stroke(page, "#draw-canvas", [(0.05, 0.9), (0.5, 0.5), (0.95, 0.9)])
@@ -318,3 +324,87 @@ def test_live_webgpu_same_pixels_as_server(runs, synth_root, tmp_path, artifacts
     assert db >= 45.0, db
     assert not errors, errors
     (artifacts / "same_pixels_webgpu.json").write_text(json.dumps({"adapter": adapter, "psnr_db": db}))
+
+
+# ------------------------------------------------------------------------------------------ exported page, WebGPU
+def page_vs_torch(page, url: str, run: Path, side: dict) -> tuple[float, str, str]:
+    """Open the exported page, draw a stroke, wait for its image; -> (PSNR against the PyTorch fp32 generator on the
+    same map, body[data-backend], the backend note)."""
+    import torch
+
+    import pixtrans
+
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate("() => pageState.model.bytes === null")
+    page.click("#palette button[data-class='3']")
+    stroke(page, "#draw", [(0.1, 0.2), (0.9, 0.6)])
+    page.wait_for_function("() => pageState.shownSeq === pageState.seq && !pageState.busy")
+    w, h = page.evaluate("() => [pageState.w, pageState.h]")
+    label = np.asarray(page.evaluate("() => Array.from(pageState.label)"), np.int64).reshape(h, w)
+    shown = rgba(page.evaluate(CANVAS_PIXELS, "#out"), w, h)
+    t = pixtrans.load(run, device="cpu")
+    with torch.no_grad():
+        y = t.model.inference_module().float().eval()(*map(torch.from_numpy, build_feeds(side, label).values()))
+    ref = np.clip((y[0].numpy() + 1) * 127.5, 0, 255).round().astype(np.uint8).transpose(1, 2, 0)
+    assert ref.std() > 10, ref.std()
+    return psnr(shown, ref), page.evaluate("() => document.body.dataset.backend"), page.get_attribute("#meta", "title")
+
+
+@pytest.fixture(scope="module")
+def webgpu_page(runs, tmp_path_factory):
+    from pixtrans.web.ort_runtime import backends
+
+    if "webgpu" not in backends():
+        pytest.skip("ONNX Runtime Web's WebGPU build is not installed (make install)")
+    out = tmp_path_factory.mktemp("webgpu_page")
+    report = export_web(runs["vivid"], out, webgpu=True, log=lambda *a: None)
+    assert report["backends"] == ["webgpu", "wasm"] and (out / "ort" / "ort.webgpu.min.mjs").is_file()
+    assert report["runtime_mb"] > report["webgpu_mb"] > 20
+    return out
+
+
+def test_exported_page_webgpu_build_falls_back_to_wasm(browser, runs, webgpu_page, static_server):
+    """--webgpu page in a Chromium without an adapter: the shared live.js runs WASM and says why."""
+    page, errors = new_page(browser)
+    db, backend, note = page_vs_torch(page, static_server(webgpu_page), runs["vivid"],
+                                      json.loads((webgpu_page / "model.json").read_text()))  # fmt: skip
+    assert backend == "wasm" and note == "no WebGPU adapter", (backend, note)
+    assert db >= 45.0, db
+    page.close()
+    assert not errors, errors
+
+
+def test_exported_page_webgpu_same_pixels_as_torch(runs, webgpu_page, static_server, tmp_path, artifacts):
+    """--webgpu page in Chromium with --enable-unsafe-webgpu (SwiftShader without a GPU): WebGPU runs the model."""
+    from playwright.sync_api import sync_playwright
+
+    from pixtrans.web.headless import launch_chromium
+
+    url = static_server(webgpu_page)
+    side = json.loads((webgpu_page / "model.json").read_text())
+
+    def check():
+        with sync_playwright() as p:
+            ctx = launch_chromium(p, tmp_path / "chromium_webgpu", webgpu=True)
+            try:
+                page, errors = new_page(ctx)
+                page.goto(url)
+                adapter = page.evaluate(ADAPTER)
+                if adapter is None:
+                    return None
+                res = page_vs_torch(page, url, runs["vivid"], side)
+                page.screenshot(path=str(artifacts / "exported_page_webgpu.png"), full_page=True)
+                page.close()
+                return (adapter, *res, errors)
+            finally:
+                ctx.close()
+
+    res = in_own_thread(check)
+    if res is None:
+        pytest.skip("this Chromium gives no WebGPU adapter even with --enable-unsafe-webgpu")
+    adapter, db, backend, _, errors = res
+    assert backend == "webgpu", backend
+    assert db >= 45.0, db
+    assert not errors, errors
+    (artifacts / "exported_page_webgpu.json").write_text(json.dumps({"adapter": adapter, "psnr_db": db}))

@@ -290,12 +290,16 @@ def cmd_export(a) -> None:
     if a.format == "web":
         from .web_export import export_web
 
-        r = export_web(a.checkpoint, a.out, size=a.size or None, precision=a.precision)
+        r = export_web(a.checkpoint, a.out, size=a.size or None, precision=a.precision, webgpu=a.webgpu)
         psnr = f", {r['psnr_vs_fp32']:.1f} dB vs fp32" if r["psnr_vs_fp32"] else ""
+        runtime = " + ".join(b.replace("webgpu", "WebGPU").replace("wasm", "WASM") for b in r["backends"])
         print(
             f"wrote {r['path']}: model {r['model_mb']:.2f} MB ({r['precision']} weights{psnr}), runtime "
-            f"{r['runtime_mb']:.1f} MB, page {r['page_kb']:.0f} kB, total {r['total_mb']:.1f} MB in {r['files']} files"
+            f"{r['runtime_mb']:.1f} MB ({runtime}), page {r['page_kb']:.0f} kB, total {r['total_mb']:.1f} MB in "
+            f"{r['files']} files"
         )
+        if "webgpu" not in r["backends"]:
+            print(f"WASM only: --webgpu adds ONNX Runtime Web's WebGPU build (+{r['webgpu_mb']:.1f} MB)")
         print(f"open it: python {Path(r['path']) / 'serve.py'} (WASM threads) or python -m http.server -d {r['path']}")
         return
     if a.format == "pixtrans":
@@ -341,4 +345,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA copy")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
                    help="web: weights stored as fp16/int8 (kept only at >= 40 dB PSNR vs fp32)")  # fmt: skip
+    p.add_argument("--webgpu", action="store_true",
+                   help="web: also ship ONNX Runtime Web's WebGPU build (+25.6 MB; used where the browser gives an "
+                        "adapter, else WASM)")  # fmt: skip
     p.set_defaults(fn=cmd_export)

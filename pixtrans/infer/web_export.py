@@ -7,8 +7,10 @@ and optionally stores its weights in reduced precision (*weight-only*: fp16 init
 per output channel behind a ``DequantizeLinear``; the arithmetic stays fp32, so every runtime runs it), kept only when
 the output stays within :data:`MIN_PSNR` dB of the fp32 graph on example label maps. :func:`export_web` writes a
 self-contained folder: the drawing page (``pixtrans/web/static/page/`` + ``static/js/live.js``), the model and its
-sidecar (palette, class names, input recipe), ONNX Runtime Web's WASM files (installed by ``make install``) and a
-``serve.py`` that sends the cross-origin-isolation headers WASM threads need.
+sidecar (palette, class names, input recipe, the backends the page may use), ONNX Runtime Web's WASM files (and with
+``--webgpu`` its WebGPU build; installed by ``make install``) and a ``serve.py`` that sends the cross-origin-isolation
+headers WASM threads need. The page runs the model through the studio's own ``live.js`` (WebGPU when the browser
+gives an adapter and the build is shipped, else WASM).
 
 This module reads the page's files by path (it does not import ``pixtrans.web``: the layer order).
 """
@@ -31,6 +33,10 @@ WEB = Path(__file__).resolve().parents[1] / "web"
 PAGE_FILES = {"page/index.html": "index.html", "page/page.css": "page.css", "js/live.js": "js/live.js",
               "page/page.js": "js/page.js"}  # fmt: skip
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# ONNX Runtime Web's WebGPU build (its binary is the asyncify one, 25.6 MB): shipped with ``webgpu=True`` only. A
+# browser downloads one binary (WebGPU where it gives an adapter, else WASM), but the folder grows by that much and
+# the binary alone is over the 25 MiB per-file limit of some static hosts (Cloudflare Pages).
+WEBGPU_ORT_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 
 SERVE_PY = '''"""Serve this folder with the headers ONNX Runtime Web needs for WASM threads (cross-origin isolation):
     python serve.py [PORT]        # then open http://127.0.0.1:PORT/
@@ -230,12 +236,16 @@ def export_web(
     out: str | Path,
     size: tuple[int, int] | str | None = None,
     precision: str = "fp32",
+    webgpu: bool = False,
     log=print,
 ) -> dict:
     """A folder that draws and translates in the browser with no Python: ``index.html``, ``js/``, ``model.onnx``,
-    ``model.json``, ``ort/`` and ``serve.py``. Returns the size report (``model_mb``, ``runtime_mb``, ``total_mb``)."""
+    ``model.json``, ``ort/`` and ``serve.py``; ``webgpu`` adds ONNX Runtime Web's WebGPU build. Returns the size
+    report (``model_mb``, ``runtime_mb``, ``total_mb``, ``backends``, ``webgpu_mb``: the WebGPU build's size, shipped
+    or not)."""
     ort = ort_dir()
-    missing = [f for f in ORT_FILES if not (ort / f).is_file()]
+    ort_files = ORT_FILES + (WEBGPU_ORT_FILES if webgpu else ())
+    missing = [f for f in ort_files if not (ort / f).is_file()]
     if missing:
         raise ConfigError(
             "--format web needs ONNX Runtime Web's files (missing: " + ", ".join(missing) + "); run `make install` "
@@ -248,12 +258,16 @@ def export_web(
     side = web_model(checkpoint, out, size=size, precision=precision, log=log)
     if side["input_kind"] != "label":
         raise ConfigError("--format web draws label maps; this model translates photos (use --format onnx)")
+    side["backends"] = ["webgpu", "wasm"] if webgpu else ["wasm"]
+    (out / "model.json").write_text(json.dumps(side, indent=2))
     (out / "js").mkdir(exist_ok=True)
     (out / "ort").mkdir(exist_ok=True)
     for src, dst in PAGE_FILES.items():
         shutil.copyfile(WEB / "static" / src, out / dst)
-    for f in ORT_FILES:
+    for f in ort_files:
         shutil.copyfile(ort / f, out / "ort" / f)
+    for f in set(WEBGPU_ORT_FILES) - set(ort_files):  # a folder exported before with --webgpu
+        (out / "ort" / f).unlink(missing_ok=True)
     (out / "serve.py").write_text(SERVE_PY)
     mb = lambda paths: sum(p.stat().st_size for p in paths) / 2**20  # noqa: E731
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -262,7 +276,9 @@ def export_web(
         "precision": side["precision"],
         "psnr_vs_fp32": side["psnr_vs_fp32"],
         "model_mb": mb([out / "model.onnx"]),
-        "runtime_mb": mb([out / "ort" / f for f in ORT_FILES]),
+        "runtime_mb": mb([out / "ort" / f for f in ort_files]),
+        "backends": side["backends"],
+        "webgpu_mb": mb([ort / f for f in WEBGPU_ORT_FILES if (ort / f).is_file()]),
         "page_kb": mb([out / d for d in PAGE_FILES.values()]) * 1024,
         "total_mb": mb(files),
         "files": len(files),

@@ -40,7 +40,7 @@ export class LiveModel {
   // kind: "webgpu" | "wasm" (the execution provider that runs the graph); note: why WebGPU is not used ("" if it is)
   constructor(ort, session, side, kind = "wasm", note = "", bytes = null) {
     this.ort = ort; this.session = session; this.side = side; this.kind = kind; this.note = note;
-    this.bytes = bytes; // the graph, kept until the preview session is made
+    this.bytes = bytes; // the graph, kept until the preview session is made or release() drops it
     this.preview = null; // a second session for reduced-resolution runs (see addPreview)
     this.inputName = side.inputs[0].name;
     this.outputName = session.outputNames[0];
@@ -81,8 +81,11 @@ export class LiveModel {
     if (!this.preview && this.bytes) {
       this.preview = await this.ort.InferenceSession.create(this.bytes, LiveModel.options(this.kind));
     }
-    this.bytes = null;
+    this.release();
   }
+
+  // Drop the in-memory copy of the graph (the sessions hold their own): a page with no preview session calls this.
+  release() { this.bytes = null; }
 
   // The size the graph runs at for a w x h map: padded up to the size multiple, or the fixed export size.
   runSize(w, h) {

@@ -1,6 +1,8 @@
 // The exported static page (`pixtrans export RUN --format web`): draw or upload a label map, translated in the page
 // by ONNX Runtime Web while drawing (one update in flight at a time), download the output or the label map.
-// Needs model.onnx + model.json (the export sidecar: input recipe, palette, class names, size) beside index.html.
+// Needs model.onnx + model.json (the export sidecar: input recipe, palette, class names, size, the backends whose
+// runtime files were shipped) beside index.html. The model runs through the studio's live.js: WebGPU when the browser
+// gives an adapter and the export shipped the WebGPU build (--webgpu), else WASM; body[data-backend] says which.
 
 import { LiveModel } from "./live.js";
 
@@ -123,8 +125,11 @@ async function main() {
   $("#dl-label").onclick = () => download($("#draw"), "label_colours.png");
   status("loading the model…");
   try {
-    P.model = await LiveModel.create("model.onnx", P.side);
+    P.model = await LiveModel.create("model.onnx", P.side, P.side.backends || ["wasm"]);
+    P.model.release(); // one session here: the graph's bytes are not needed again
   } catch (err) { status(`cannot start ONNX Runtime Web: ${err.message}`); return; }
+  document.body.dataset.backend = P.model.kind;
+  $("#meta").title = P.model.note;
   status(`ready · ${P.model.backend}${crossOriginIsolated ? "" : " (serve with serve.py for threads)"}`);
   await translate();
   document.body.dataset.ready = "1";
