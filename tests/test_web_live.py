@@ -1,7 +1,8 @@
 """Live drawing in real headless Chromium: the studio translates while a stroke is drawn, in the page (ONNX Runtime
 Web, cross-origin isolated, WASM threads) with the same pixels as the server's fp32 result (PSNR >= 45 dB); the
 exported static page (`pixtrans export --format web`) draws, uploads and downloads from a plain static file server,
-with WASM or (``--webgpu``, SwiftShader's adapter) WebGPU, same pixels as PyTorch.
+with WASM or (``--webgpu``, SwiftShader's adapter) WebGPU, same pixels as PyTorch; the full-resolution update after a
+stroke goes to the path (page or server) measured faster.
 Screenshots go to ``$PIXTRANS_ARTIFACTS`` (default ``artifacts/``) under ``web_live/``."""
 
 from __future__ import annotations
@@ -408,3 +409,57 @@ def test_exported_page_webgpu_same_pixels_as_torch(runs, webgpu_page, static_ser
     assert db >= 45.0, db
     assert not errors, errors
     (artifacts / "exported_page_webgpu.json").write_text(json.dumps({"adapter": adapter, "psnr_db": db}))
+
+
+# ------------------------------------------------------------------------------------------ full-res path choice
+def strokes_until(page, cond: str, limit: int = 8) -> None:
+    """Draw short strokes (each waits for its last update) until ``cond`` (JS) holds."""
+    for i in range(limit):
+        if page.evaluate(cond):
+            return
+        stroke(page, "#draw-canvas", [(0.1, 0.1 + 0.1 * i), (0.9, 0.15 + 0.1 * i)], steps=4)
+        page.wait_for_function("() => liveStats.shownSeq === liveStats.editSeq && !LiveDraw.inFlight")
+    assert page.evaluate(cond), page.evaluate("() => liveStats.full")
+
+
+def final_update(page) -> dict:
+    """One more stroke; -> its path, final path, badge and how many in-page updates ran while drawing."""
+    before = page.evaluate("() => liveStats.page")
+    stroke(page, "#draw-canvas", [(0.2, 0.5), (0.8, 0.55)], steps=8)
+    page.wait_for_function("() => liveStats.shownSeq === liveStats.editSeq && !LiveDraw.inFlight")
+    return page.evaluate(
+        """(before) => { const b = document.querySelector('#live-path');
+      return {path: liveStats.path, final: liveStats.final, scale: liveStats.scale, full: liveStats.full,
+              pageUpdates: liveStats.page - before, badge: {...b.dataset}, text: b.textContent}; }""",
+        before,
+    )
+
+
+def test_full_resolution_update_goes_to_the_faster_path(browser, runs, synth_root, tmp_path):
+    """Live updates stay in the page; the full-resolution image after a stroke comes from the path whose median time
+    is lower (made slow through LiveDraw.slowMs), and the badge says which one made it."""
+    app = create_app([runs["vivid"]], synth_root, tmp_path / "r.sqlite")
+    both = "() => LiveDraw.full.page.length >= 2 && LiveDraw.full.server.length >= 2"
+    with serve_in_thread(app) as url:
+        page, errors = new_page(browser)
+        page.goto(url + "#draw")
+        page.wait_for_selector("body[data-ready='1']")
+        page.uncheck("#auto-translate")
+        page.evaluate("() => { LiveDraw.slowMs.page = 1500; }")
+        page.click("#palette button[data-class='1']")
+        page.wait_for_function("() => liveStats.page >= 1 && !LiveDraw.inFlight")  # the in-page model is ready
+        strokes_until(page, both)
+        r = final_update(page)
+        assert r["path"] == "server" and r["final"] == "server" and r["scale"] == 1, r
+        assert r["full"]["server"] < r["full"]["page"], r
+        assert r["badge"]["path"] == "server" and r["badge"]["final"] == "server" and "full res" in r["text"], r
+        assert r["pageUpdates"] >= 1, r  # while drawing: in the page
+
+        page.evaluate("() => { LiveDraw.slowMs = {page: 0, server: 1500}; LiveDraw.full = {page: [], server: []}; }")
+        strokes_until(page, both)
+        r = final_update(page)
+        assert r["path"] == "page" and r["final"] == "page" and r["scale"] == 1, r
+        assert r["full"]["page"] < r["full"]["server"], r
+        assert r["badge"]["final"] == "page" and r["text"].startswith("in page · WASM"), r
+        page.close()
+        assert not errors, errors

@@ -3,11 +3,13 @@
 // server (POST api/translate?live=1); one update in flight at a time, so the rate follows what the path achieves.
 // While the pointer is down each update runs at the finest of 1, 1/2, 1/4, 1/8 resolution whose measured update time
 // fits the frame budget (budgetMs; unmeasured scales estimated from a measured one by pixel count), scaled up for
-// display; the update after the stroke ends is always at full resolution. Once the in-page model is ready, a second
+// display; the update after the stroke ends is always at full resolution, on whichever path (page or server) has the
+// lower median of its recent full-resolution update times (see path()). Once the in-page model is ready, a second
 // session for the reduced scales is made (live.js: the full size keeps its own plan) and every reduced scale is run
 // once on it (the runtime plans each input shape on its first run) to measure it before drawing.
-// The badge #live-path says which path ran (data-path="page" | "server") and data-backend which backend ("webgpu" |
-// "wasm" | "server"); window.liveStats is read by the benchmark (per update: time, scale, where the time went).
+// The badge #live-path says which path ran (data-path="page" | "server"), data-backend which backend ("webgpu" |
+// "wasm" | "server") and data-final which path made the last full-resolution image after drawing; window.liveStats is
+// read by the benchmark (per update: time, scale, where the time went; full-resolution times per path).
 
 import { $ } from "./dom.js";
 import { api, idsToJson } from "./api.js";
@@ -16,8 +18,12 @@ import { Draw } from "./draw.js";
 import { LiveModel } from "./live.js";
 
 const stats = { updates: 0, page: 0, server: 0, editSeq: 0, editAt: 0, shownSeq: -1, shownAt: 0, path: "", ms: 0,
-  history: [], scales: [], parts: [], scale: 1, why: "", backend: "" };
+  history: [], scales: [], parts: [], scale: 1, why: "", backend: "", final: "", full: null };
 window.liveStats = stats;
+
+// The lower median (a first run that includes planning a size does not pull a pair of times up).
+const median = (v) => (v.length ? [...v].sort((a, b) => a - b)[(v.length - 1) >> 1] : null);
+const secs = (ms) => (ms === Infinity ? "failed" : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 
 
 // Every s-th pixel of a w x h map (nearest downsampling) -> [ids, w', h'].
@@ -33,6 +39,33 @@ export const LiveDraw = {
   msAt: {}, // "path:scale" -> recent update time (ms)
   budgetMs: 200, // frame budget while the pointer is down (5 updates/s): the finest scale whose updates fit it
   scales: [1, 2, 4, 8], // resolution divisors while drawing
+  full: { page: [], server: [] }, // recent full-resolution update times per path (ms), for the choice in path()
+  fullKeep: 5, // how many of them the medians use
+  fullRuns: 0, // full-resolution updates chosen by time (every probeEvery-th goes to the slower path)
+  probeEvery: 10,
+  finalPath: "auto", // "auto" | "page" | "server": forces the full-resolution path (benchmark and tests)
+  slowMs: { page: 0, server: 0 }, // test hook: extra ms added to a path's full-resolution updates
+
+  // The path for the next update: while drawing the page (when it can run the map); otherwise the path whose median
+  // full-resolution time is lower. A path with fewer than 2 such times is tried first (an in-page size's first run
+  // includes planning it), and every probeEvery-th update goes to the slower path so that its median stays current.
+  path(e) {
+    if (!e || !e.runSize(Draw.w, Draw.h)) return "server";
+    if (Draw.drawing) return "page";
+    if (this.finalPath !== "auto") return this.finalPath;
+    const n = (p) => this.full[p].length;
+    if (n("page") < 2 || n("server") < 2) return n("server") < n("page") ? "server" : "page";
+    const fast = median(this.full.page) <= median(this.full.server) ? "page" : "server";
+    this.fullRuns++;
+    return this.fullRuns % this.probeEvery === 0 ? (fast === "page" ? "server" : "page") : fast;
+  },
+
+  recordFull(path, ms) {
+    const v = this.full[path];
+    v.push(ms);
+    if (v.length > this.fullKeep) v.shift();
+    stats.full = { page: median(this.full.page), server: median(this.full.server) };
+  },
 
   // An update's expected ms at divisor s on this path: measured, else from the nearest measured scale by pixel count.
   expectMs(path, s) {
@@ -110,9 +143,17 @@ export const LiveDraw = {
     const b = $("#live-path"), e = Draw.model && this.engines[Draw.model.id];
     b.dataset.path = path;
     b.dataset.backend = path === "page" ? e.kind : path;
+    b.dataset.final = stats.final;
     b.textContent = path === "page" ? `in page · ${e.backend}` : path === "server" ? "server" : "—";
     const why = e && e.why ? e.why : e instanceof LiveModel ? "" : "in-page model loading…";
     b.title = path === "server" && why ? why : path === "page" && e.note ? e.note : "";
+    const { page: pm, server: sm } = stats.full || {};
+    if (path === stats.final && stats.scale === 1 && !Draw.drawing && pm != null && sm != null) {
+      // which path made this full-resolution image, and the medians it was chosen by
+      b.textContent += ` · full res ${secs(path === "page" ? pm : sm)} (${path === "page" ? "server" : "in page"} ${
+        secs(path === "page" ? sm : pm)})`;
+      if (!b.title) b.title = `full-resolution images go to the faster path: in page ${secs(pm)}, server ${secs(sm)} (median)`;
+    }
     if (ms !== null) {
       const recent = stats.history.slice(-10), span = recent.length > 1 ? recent.at(-1) - recent[0] : 0;
       const fps = span > 0 ? (recent.length - 1) * 1000 / span : 0;
@@ -135,18 +176,24 @@ export const LiveDraw = {
   },
 
   async update() {
-    const m = Draw.model, seq = stats.editSeq, e = this.engine(m);
-    let path = e && e.runSize(Draw.w, Draw.h) ? "page" : "server", image = null, ms = 0, parts = {};
+    const m = Draw.model, seq = stats.editSeq, e = this.engine(m), drawing = Draw.drawing;
+    let path = this.path(e), image = null, ms = 0, parts = {};
     const s = this.scale(path), t0 = performance.now();
+    const slow = () => (s === 1 && this.slowMs[path] ? new Promise((r) => setTimeout(r, this.slowMs[path])) : null);
     const [label, w, h] = subsample(Draw.label.slice(), Draw.w, Draw.h, s);
     const [inst] = subsample(Draw.inst.slice(), Draw.w, Draw.h, s);
     const tSub = performance.now() - t0;
     try {
       const r = path === "page" ? await e.run(label, m.no_instance ? null : inst, w, h, s > 1) : null;
-      if (r) { image = r.image; ms = r.ms + tSub; parts = { ...r.parts, encode: r.parts.encode + tSub }; }
-      else {
+      if (r) {
+        const tSlow = performance.now();
+        await slow();
+        image = r.image; ms = r.ms + tSub + (performance.now() - tSlow);
+        parts = { ...r.parts, encode: r.parts.encode + tSub };
+      } else {
         path = "server";
         const t0 = performance.now();
+        await slow();
         const body = { label: idsToJson(label, w, h), models: [m.id], styles: stylesFor([m]), fit: "full" };
         if (!m.no_instance) body.inst = idsToJson(inst, w, h);
         const res = await api("api/translate?live=1", { json: body });
@@ -160,6 +207,8 @@ export const LiveDraw = {
       parts.draw = performance.now() - tDraw; ms += parts.draw;
       const key = `${path}:${s}`;
       this.msAt[key] = this.msAt[key] ? 0.5 * this.msAt[key] + 0.5 * ms : ms;
+      if (s === 1 && e) this.recordFull(path, ms); // the server's times count once the page is a candidate
+      if (s === 1 && !drawing) stats.final = path;
       stats.updates++; stats[path]++; stats.path = path; stats.ms = ms; stats.scale = s;
       stats.backend = path === "page" ? e.kind : path;
       stats.shownSeq = seq; stats.shownAt = performance.now();
@@ -167,6 +216,7 @@ export const LiveDraw = {
       if (stats.history.length > 400) { stats.history.shift(); stats.scales.shift(); stats.parts.shift(); }
       this.badge(path, ms);
     } catch (err) {
+      if (s === 1 && e && path === "server") { this.recordFull(path, Infinity); this.pending = true; } // page next
       stats.why = err.message;
       $("#live-meta").textContent = `live update failed: ${err.message}`;
     }
