@@ -3,8 +3,10 @@ in headless Chromium against `pixtrans serve` (uvicorn) on this CPU. Models: the
 default widths (weights freshly initialised; speed does not depend on training).
 
 ``python benchmarks/web_latency.py throughput``: no browser; drawn 256x256 label maps POSTed to /api/translate for
-one model (``MODEL``, default pix2pix), one request at a time vs 16 concurrent clients, with dynamic batching
-(``--batch 8``) and without (``--batch 1``), rounds interleaved in one process; prints requests/s and the ratios.
+one model (``MODEL``: pix2pix (default), pix2pixhd, spade, msg_unet, or ``demo``: what ``pixtrans demo`` trains), one
+request at a time vs 16 concurrent clients, with dynamic batching (``--batch 8``) and without (``--batch 1``), rounds
+interleaved (the server in this process, the clients in a child process); prints requests/s, the ratios, the server
+process's CPU seconds per request (robust where other jobs load the machine) and the batch sizes that formed.
 """
 
 import json
@@ -34,9 +36,13 @@ runs = {
     "spade": make_run(tmp / "spade", "spade_synth.yaml", root),
     "msg_unet": make_run(tmp / "msg_unet", "msg_unet_synth.yaml", root),
 }
+if os.environ.get("MODEL") == "demo":  # what `pixtrans demo` trains (pix2pixHD global, ngf 32, 6 blocks)
+    from pixtrans.demo import RECIPE
+
+    runs["demo"] = make_run(tmp / "demo", "pix2pixhd_synth.yaml", [*root, *RECIPE, "model.ngf=32", "model.ndf=32"])
 
 if sys.argv[1:] == ["throughput"]:
-    from concurrent.futures import ThreadPoolExecutor
+    import subprocess
 
     import numpy as np
     from test_web_api import ids_json
@@ -56,12 +62,30 @@ if sys.argv[1:] == ["throughput"]:
         assert r.status_code == 200, r.text
         return r.json()["outputs"][0]["width"]
 
+    # the clients run in their own process (as browsers would): their threads do not contend with the server's
+    # for this process's interpreter lock
+    body_file = tmp / "bodies.json"
+    body_file.write_text(json.dumps(bodies))
+    client = (
+        "import json, sys, httpx; from concurrent.futures import ThreadPoolExecutor\n"
+        "url, n, k, bodies = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.load(open(sys.argv[4]))\n"
+        "def post(i):\n"
+        "    r = httpx.post(url + 'api/translate', json=bodies[i % len(bodies)], timeout=600)\n"
+        "    assert r.status_code == 200, r.text\n"
+        "with ThreadPoolExecutor(k) as pool:\n"
+        "    list(pool.map(post, range(n)))\n"
+    )
+
+    def load(url, n, n_clients):
+        subprocess.run([sys.executable, "-c", client, url, str(n), str(n_clients), str(body_file)], check=True)
+
     import contextlib
 
     def batch_sizes() -> list[int]:
         return [s for m in servers[8].state.studio.models.values() for s in m.translator.backend.batches]
 
     sizes: list[int] = []
+    cpu_ms: dict[str, list[float]] = {}
 
     with contextlib.ExitStack() as stack:
         urls = {b: stack.enter_context(serve_in_thread(a)) for b, a in servers.items()}
@@ -72,21 +96,19 @@ if sys.argv[1:] == ["throughput"]:
                                        ("16 clients, batch 8", 8, clients)):  # fmt: skip
                 n = clients * per_client
                 seen = len(batch_sizes())
-                t0 = time.perf_counter()
-                if n_clients == 1:
-                    for i in range(n):
-                        post(urls[b], i)
-                else:
-                    with ThreadPoolExecutor(n_clients) as pool:
-                        list(pool.map(lambda i, u=urls[b]: post(u, i), range(n)))
-                rates.setdefault(mode, []).append(n / (time.perf_counter() - t0))
+                c0, t0 = time.process_time(), time.perf_counter()
+                load(urls[b], n, n_clients)
+                wall = time.perf_counter() - t0
+                rates.setdefault(mode, []).append(n / wall)
+                cpu_ms.setdefault(mode, []).append((time.process_time() - c0) / n * 1e3)
                 if mode.endswith("batch 8"):
                     sizes.extend(batch_sizes()[seen:])
-                print(mode, round(rates[mode][-1], 2), "req/s", flush=True)
+                print(mode, f"{rates[mode][-1]:.2f} req/s, server CPU {cpu_ms[mode][-1]:.0f} ms/request", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
     base = med["one-at-a-time"]
     print(json.dumps({"model": model, "threads": threads, "cpu": os.cpu_count(), "requests_per_s": med,
                       "vs_one_at_a_time": {k: round(v / base, 2) for k, v in med.items()},
+                      "server_cpu_ms_per_request": {k: round(statistics.median(v)) for k, v in cpu_ms.items()},
                       "mean_batch_16_clients": round(statistics.mean(sizes), 2) if sizes else None}))  # fmt: skip
     sys.exit(0)
 
