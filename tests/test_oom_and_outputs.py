@@ -16,23 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import PIX2PIX_CFG as CFG
+from conftest import TINY_PIX2PIX as TINY
 
 from pixtrans.cli import main
 from pixtrans.config import load_config
 from pixtrans.errors import ConfigError, OutOfMemory, is_out_of_memory, memory_guard, writable_folder
 from pixtrans.train.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
-CFG = ROOT / "pixtrans" / "configs" / "pix2pix_synth.yaml"
-TINY = [
-    "model.ngf=8",
-    "model.ndf=8",
-    "model.num_downs=5",
-    "data.load_size=32",
-    "data.crop_size=32",
-    "train.progress=false",
-    "train.sample_every=0",
-]
 FAILURES = {
     "cuda": lambda: torch.OutOfMemoryError(
         "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.10 GiB"
