@@ -127,7 +127,8 @@ def measure(ctx, tmp: Path, data: Path, name: str) -> dict:
         t0 = time.perf_counter()
         page.click("#palette button[data-class='1']")
         stroke(page, 0.9, 0.9)
-        page.wait_for_selector("#live-path[data-path='page']", timeout=600_000)
+        ready = "() => { const e = LiveDraw.engines[Draw.model.id]; return !!(e && e.preview) && !LiveDraw.inFlight; }"
+        page.wait_for_function(ready, timeout=600_000)  # in-page model and its preview session ready, warmed up
         ready_s = time.perf_counter() - t0
         page.evaluate("() => { window.__engine = LiveDraw.engines[Draw.model.id]; "
                       "window.__preview = window.__engine.preview; }")  # fmt: skip
