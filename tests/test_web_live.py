@@ -290,20 +290,16 @@ ADAPTER = """async () => {
 }"""
 
 
-def test_live_webgpu_same_pixels_as_server(runs, synth_root, tmp_path, artifacts):
-    """Chromium with --enable-unsafe-webgpu and the GPU process on (SwiftShader's CPU adapter when there is no GPU):
-    the live image comes from ONNX Runtime Web's WebGPU provider, same pixels as the server's fp32 output."""
+def on_webgpu(tmp_path: Path, url: str, fn):
+    """``fn(page)`` on ``url`` in a Chromium with --enable-unsafe-webgpu and the GPU process on (SwiftShader's CPU
+    adapter when there is no GPU), in its own thread; -> (adapter, fn's result, page errors). Skips the test when this
+    Chromium gives no adapter."""
     from playwright.sync_api import sync_playwright
 
     from pixtrans.web.headless import launch_chromium
-    from pixtrans.web.ort_runtime import backends
-
-    if "webgpu" not in backends():
-        pytest.skip("ONNX Runtime Web's WebGPU build is not installed (make install)")
-    app = create_app([runs["vivid"]], synth_root, tmp_path / "r.sqlite")
 
     def check():
-        with serve_in_thread(app) as url, sync_playwright() as p:
+        with sync_playwright() as p:
             ctx = launch_chromium(p, tmp_path / "chromium_webgpu", webgpu=True)
             try:
                 page, errors = new_page(ctx)
@@ -311,16 +307,27 @@ def test_live_webgpu_same_pixels_as_server(runs, synth_root, tmp_path, artifacts
                 adapter = page.evaluate(ADAPTER)
                 if adapter is None:
                     return None
-                db, badge = live_vs_server(page, url, "vivid")
+                res = fn(page)
                 page.close()
-                return adapter, db, badge, errors
+                return adapter, res, errors
             finally:
                 ctx.close()
 
     res = in_own_thread(check)
     if res is None:
         pytest.skip("this Chromium gives no WebGPU adapter even with --enable-unsafe-webgpu")
-    adapter, db, badge, errors = res
+    return res
+
+
+def test_live_webgpu_same_pixels_as_server(runs, synth_root, tmp_path, artifacts):
+    """The live image comes from ONNX Runtime Web's WebGPU provider, same pixels as the server's fp32 output."""
+    from pixtrans.web.ort_runtime import backends
+
+    if "webgpu" not in backends():
+        pytest.skip("ONNX Runtime Web's WebGPU build is not installed (make install)")
+    app = create_app([runs["vivid"]], synth_root, tmp_path / "r.sqlite")
+    with serve_in_thread(app) as url:
+        adapter, (db, badge), errors = on_webgpu(tmp_path, url, lambda page: live_vs_server(page, url, "vivid"))
     assert badge["backend"] == "webgpu" and badge["text"].startswith("in page · WebGPU"), badge
     assert db >= 45.0, db
     assert not errors, errors
@@ -378,33 +385,15 @@ def test_exported_page_webgpu_build_falls_back_to_wasm(browser, runs, webgpu_pag
 
 def test_exported_page_webgpu_same_pixels_as_torch(runs, webgpu_page, static_server, tmp_path, artifacts):
     """--webgpu page in Chromium with --enable-unsafe-webgpu (SwiftShader without a GPU): WebGPU runs the model."""
-    from playwright.sync_api import sync_playwright
-
-    from pixtrans.web.headless import launch_chromium
-
     url = static_server(webgpu_page)
     side = json.loads((webgpu_page / "model.json").read_text())
 
-    def check():
-        with sync_playwright() as p:
-            ctx = launch_chromium(p, tmp_path / "chromium_webgpu", webgpu=True)
-            try:
-                page, errors = new_page(ctx)
-                page.goto(url)
-                adapter = page.evaluate(ADAPTER)
-                if adapter is None:
-                    return None
-                res = page_vs_torch(page, url, runs["vivid"], side)
-                page.screenshot(path=str(artifacts / "exported_page_webgpu.png"), full_page=True)
-                page.close()
-                return (adapter, *res, errors)
-            finally:
-                ctx.close()
+    def run(page):
+        res = page_vs_torch(page, url, runs["vivid"], side)
+        page.screenshot(path=str(artifacts / "exported_page_webgpu.png"), full_page=True)
+        return res
 
-    res = in_own_thread(check)
-    if res is None:
-        pytest.skip("this Chromium gives no WebGPU adapter even with --enable-unsafe-webgpu")
-    adapter, db, backend, _, errors = res
+    adapter, (db, backend, _), errors = on_webgpu(tmp_path, url, run)
     assert backend == "webgpu", backend
     assert db >= 45.0, db
     assert not errors, errors
