@@ -18,10 +18,10 @@ lr constant for half the budget then linear to 0 in budget time, budget in proce
 with its 128 px architecture and no VGG loss (no weights ship), so pix2pixHD, SPADE and MSG U-Net use their
 default reconstruction term (``lambda_L1`` / ``lambda_ssim``, see README). pix2pix is the official recipe
 (``unet_128``, 70x70 PatchGAN, vanilla GAN + L1 x100, batch 1); its checkpoint is also tested the way the
-official ``test.py`` does without ``--eval`` (batch statistics, dropout on): the same number of steps, so the row
-is the official recipe at equal steps (the official code itself is not run: our networks load its weights
-layer for layer). ``--steps N`` also trains every family, and the official recipe with its step-based linear
-decay, for N steps each. ``msg_unet resize`` is MSG U-Net with ``upsample: resize`` (nearest 2x + 3x3 conv
+official ``test.py`` does without ``--eval`` (batch statistics, dropout on). ``--steps N`` also trains every family,
+and the official recipe (official update order, ``train.update_order: d_first``, and plain Adam; tested as
+``test.py`` does) with its step-based linear decay, for N steps each (the official code itself is not run: our
+networks load its weights layer for layer and the update order is its ``optimize_parameters``). ``msg_unet resize`` is MSG U-Net with ``upsample: resize`` (nearest 2x + 3x3 conv
 instead of transposed convs). Example (about 10 CPU-minutes per task; one thread, one run at a time)::
 
     python benchmarks/real_photos.py --shared ../shared/data --budget 120 --tasks edges blur
@@ -76,8 +76,13 @@ FAMILIES: dict[str, dict] = {
         "model": {**EQUAL_BUDGET_FAMILIES["msg_unet"]["model"], "upsample": "resize"},
     },
 }
-# the official pix2pix recipe (train.py defaults, --netG unet_128) and its test protocol (test.py without --eval)
-OFFICIAL = {"family": "pix2pix", "model": {**FAMILIES["pix2pix"]["model"], "lambda_ssim": 0.0, "eval_mode": False}}
+# the official pix2pix recipe (train.py defaults, --netG unet_128: D's step first, then G's through the updated D,
+# PyTorch's plain Adam) and its test protocol (test.py without --eval)
+OFFICIAL = {
+    "family": "pix2pix",
+    "model": {**FAMILIES["pix2pix"]["model"], "lambda_ssim": 0.0, "eval_mode": False},
+    "train": {"update_order": "d_first", "fused_adam": False},
+}
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -168,6 +173,7 @@ def experiment(spec: dict, root: Path, size: int, seed: int, steps: int, sets: l
         "data": {**DATA, "root": str(root), "load_size": size, "crop_size": size},
         "model": dict(spec["model"]),
         "train": {
+            **spec.get("train", {}),
             "steps": steps or 10**7,
             "lr": 2e-4,
             "beta1": 0.5,

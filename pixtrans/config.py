@@ -124,6 +124,9 @@ class TrainConfig(Section):
     lr_gamma: float = 0.1
     amp: Literal["off", "bf16", "fp16"] = "off"
     fused_adam: bool = True  # Adam's update in one fused kernel per optimizer (CPU, CUDA); false = PyTorch's loop
+    # g_first: G's step, then D's on the same fakes (official pix2pixHD / SPADE order); d_first: D's step, then G's
+    # through the updated D (official pix2pix order)
+    update_order: Literal["g_first", "d_first"] = "g_first"
     channels_last: bool = False  # NHWC memory format for the networks (slower on CPU here; for GPU tensor cores)
     compile: bool = False  # torch.compile of G and D (minutes of compiling first; CPU needs a C++ compiler)
     ema: float = 0.0  # EMA decay of G (0 = off, e.g. 0.999)

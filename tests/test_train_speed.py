@@ -5,6 +5,7 @@ Only equivalences and validation here (tiny 32 px models, ngf 8); the timings ar
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import subprocess
@@ -155,3 +156,47 @@ def test_compile_trains_a_step(synth_root, tmp_path):
     losses = tr.train_step(batch, 0)
     assert all(math.isfinite(v) for v in losses.values())
     assert not any("_orig_mod" in k for k in tr.model.state_dict())  # checkpoints keep their names
+
+
+def test_d_first_update_order_is_the_official_pix2pix_step(synth_root, tmp_path):
+    """train.update_order=d_first: D's step on the detached fake, then G's through the updated D — the official
+    pix2pix optimize_parameters, written out here on copies of the same networks with plain Adam; every loss of
+    two steps agrees. The default g_first computes the same D losses at step 1 but G's GAN loss through D before
+    its update."""
+    tr = _trainer("pix2pix", synth_root, tmp_path / "d_first", "train.update_order=d_first", "train.fused_adam=false")
+    _, batch = next(tr._batches())
+    m = tr.model
+    x = m.prepare(batch)
+    G, D = copy.deepcopy(m.G).train(), copy.deepcopy(m.D).train()
+    opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    g_first = _trainer("pix2pix", synth_root, tmp_path / "g_first", "train.fused_adam=false")
+    for step in range(2):
+        torch.manual_seed(5)
+        ours = tr.train_step(batch, 0)
+        torch.manual_seed(5)
+        a, b = x["input"], x["target"]
+        fake = G(a)
+        D.requires_grad_(True)
+        opt_D.zero_grad()
+        d_fake = m.gan(D(torch.cat([a, fake.detach()], 1)), False) * 0.5
+        d_real = m.gan(D(torch.cat([a, b], 1)), True) * 0.5
+        (d_fake + d_real).backward()
+        opt_D.step()
+        D.requires_grad_(False)
+        opt_G.zero_grad()
+        g_gan = m.gan(D(torch.cat([a, fake], 1)), True)
+        g_l1 = torch.nn.functional.l1_loss(fake, b) * 100.0
+        (g_gan + g_l1).backward()
+        opt_G.step()
+        official = {"G_GAN": g_gan, "G_L1": g_l1, "D_real": d_real, "D_fake": d_fake}
+        _close([{k: ours[k] for k in official}], [{k: float(v.detach()) for k, v in official.items()}], 1e-5)
+        if step == 0:
+            torch.manual_seed(5)
+            other = g_first.train_step(batch, 0)
+            _close(
+                [{k: other[k] for k in ("D_real", "D_fake", "G_L1")}],
+                [{k: ours[k] for k in ("D_real", "D_fake", "G_L1")}],
+                1e-5,
+            )
+            assert not math.isclose(other["G_GAN"], ours["G_GAN"], rel_tol=1e-4)

@@ -400,25 +400,22 @@ class Trainer:
         x = m.prepare(batch)
         g_names = [n for n in self.opts if n not in m.d_optimizers]
         d_names = [n for n in self.opts if n in m.d_optimizers]
-        # generator step: G (and E) run through their DDP wrappers; D runs as the plain module with requires_grad
-        # off, so the loss reaches G through D while D gets no gradient and its wrapper no reduction to wait for
-        saved = _set_requires_grad(m.discriminators(), False)
         with self._wrapped(("G", "E")):
             with self._autocast():
                 fakes = m.generate(x)
+            ld = self._d_step(x, fakes, d_names) if self.cfg.train.update_order == "d_first" else {}
+            # generator step: G (and E) run through their DDP wrappers; D runs as the plain module with requires_grad
+            # off, so the loss reaches G through D while D gets no gradient and its wrapper no reduction to wait for
+            saved = _set_requires_grad(m.discriminators(), False)
+            with self._autocast():
                 lg = m.g_losses(x, fakes)
             loss_g = sum(lg.values())
             self._check_finite(loss_g, lg)
             self._optimize(loss_g, g_names)
-        for p, flag in saved:
-            p.requires_grad_(flag)
-        ld: dict[str, torch.Tensor] = {}
-        if d_names:
-            with self._wrapped(("D",)), self._autocast():
-                ld = m.d_losses(x, [f.detach() for f in fakes])
-            loss_d = sum(ld.values())
-            self._check_finite(loss_d, ld)
-            self._optimize(loss_d, d_names)
+            for p, flag in saved:
+                p.requires_grad_(flag)
+        if self.cfg.train.update_order == "g_first":
+            ld = self._d_step(x, fakes, d_names)
         # BatchNorm statistics / spectral-norm vectors: rank 0's, as DDP's broadcast_buffers, once per step
         dist.broadcast_buffers(list(self._plain.values()))
         for s in self.scheds.values():
@@ -430,6 +427,17 @@ class Trainer:
                 b_ema.copy_(b)
         self._last = (x, fakes)
         return {k: float(v.detach()) for k, v in {**lg, **ld}.items()}
+
+    def _d_step(self, x: dict, fakes: list[torch.Tensor], d_names: list[str]) -> dict[str, torch.Tensor]:
+        """The discriminators' losses on the detached fakes and their optimizer step."""
+        if not d_names:
+            return {}
+        with self._wrapped(("D",)), self._autocast():
+            ld = self.model.d_losses(x, [f.detach() for f in fakes])
+        loss_d = sum(ld.values())
+        self._check_finite(loss_d, ld)
+        self._optimize(loss_d, d_names)
+        return ld
 
     @contextmanager
     def _wrapped(self, names: tuple[str, ...]):
