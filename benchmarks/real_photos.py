@@ -21,8 +21,9 @@ default reconstruction term (``lambda_L1`` / ``lambda_ssim``, see README). pix2p
 official ``test.py`` does without ``--eval`` (batch statistics, dropout on). ``--steps N`` also trains every family,
 and the official recipe (official update order, ``train.update_order: d_first``, and plain Adam; tested as
 ``test.py`` does) with its step-based linear decay, for N steps each (the official code itself is not run: our
-networks load its weights layer for layer and the update order is its ``optimize_parameters``). ``msg_unet resize`` is MSG U-Net with ``upsample: resize`` (nearest 2x + 3x3 conv
-instead of transposed convs). Example (about 10 CPU-minutes per task; one thread, one run at a time)::
+networks load its weights layer for layer and the update order is its ``optimize_parameters``).
+``msg_unet resize`` is MSG U-Net with ``upsample: resize`` (nearest 2x + 3x3 conv instead of transposed convs).
+Example (about 10 CPU-minutes per task; one thread, one run at a time)::
 
     python benchmarks/real_photos.py --shared ../shared/data --budget 120 --tasks edges blur
 """
