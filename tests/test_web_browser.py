@@ -173,12 +173,18 @@ def test_style_controls_change_and_reproduce_outputs(page, server):
     first = page.get_attribute("#draw-outputs img.out[data-model='spade']", "src")
     used = json.loads(page.inner_text("#draw-outputs .output-card[data-model='spade'] .style-json"))
     assert isinstance(used["seed"], int)
-    # the drawn seed is kept: translating again gives the same picture
-    page.click("#translate-btn")
+    # the drawn seed is kept: translating again gives the same picture (wait for that response: the cards are drawn
+    # again when it arrives, which would close a style editor opened before)
+    with page.expect_response("**/api/translate", timeout=60_000):
+        page.click("#translate-btn")
     page.wait_for_function(
         "(s) => document.querySelector(\"#draw-outputs img.out[data-model='spade']\").src === s", arg=first
     )
-    page.click("#draw-outputs .output-card[data-model='spade'] details.style-edit summary")
+    page.wait_for_function(
+        """(d) => { const e = document.querySelector(d); if (!e) return false; e.open = true;
+                     return e.querySelector("input[data-role='seed']").offsetParent !== null; }""",
+        arg="#draw-outputs .output-card[data-model='spade'] details.style-edit",
+    )
     page.fill("#draw-outputs .output-card[data-model='spade'] input[data-role='seed']", str(used["seed"] + 1))
     page.press("#draw-outputs .output-card[data-model='spade'] input[data-role='seed']", "Enter")
     page.click("#translate-btn")
