@@ -3,7 +3,8 @@ in headless Chromium against `pixtrans serve` (uvicorn) on this CPU. Models: the
 default widths (weights freshly initialised; speed does not depend on training).
 
 ``python benchmarks/web_latency.py throughput``: no browser; drawn 256x256 label maps POSTed to /api/translate for
-one model (``MODEL``: pix2pix (default), pix2pixhd, spade, msg_unet, or ``demo``: what ``pixtrans demo`` trains), one
+one model (``MODEL``: pix2pix (default), pix2pixhd, spade, msg_unet, or ``demo``: what ``pixtrans demo`` trains) on
+``RUNTIME`` (torch (default), auto, onnxruntime, openvino), one
 request at a time vs 16 concurrent clients, with dynamic batching (``--batch 8``) and without (``--batch 1``), rounds
 interleaved (the server in this process, the clients in a child process); prints requests/s, the ratios, the server
 process's CPU seconds per request (robust where other jobs load the machine) and the batch sizes that formed.
@@ -53,8 +54,10 @@ if sys.argv[1:] == ["throughput"]:
     bodies = [{"label": ids_json(m), "models": [model], "fit": "full"} for m in maps]
     rates: dict[str, list[float]] = {}
     servers = {}
+    runtime = os.environ.get("RUNTIME", "torch")  # where the generator runs (auto: what pixtrans serve does)
     for batch in (1, 8):
-        app = create_app([runs[model]], data, tmp / f"r{batch}.sqlite", threads=threads, max_pending=64, batch=batch)
+        app = create_app([runs[model]], data, tmp / f"r{batch}.sqlite", threads=threads, max_pending=64, batch=batch,
+                         runtime=runtime)  # fmt: skip
         servers[batch] = app
 
     def post(url, i):
@@ -106,7 +109,9 @@ if sys.argv[1:] == ["throughput"]:
                 print(mode, f"{rates[mode][-1]:.2f} req/s, server CPU {cpu_ms[mode][-1]:.0f} ms/request", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
     base = med["one-at-a-time"]
-    print(json.dumps({"model": model, "threads": threads, "cpu": os.cpu_count(), "requests_per_s": med,
+    info = servers[8].state.studio.default_model().translator.runtime_info
+    print(json.dumps({"model": model, "runtime": f"{info['runtime']} {info['precision']}", "threads": threads,
+                      "cpu": os.cpu_count(), "requests_per_s": med,
                       "vs_one_at_a_time": {k: round(v / base, 2) for k, v in med.items()},
                       "server_cpu_ms_per_request": {k: round(statistics.median(v)) for k, v in cpu_ms.items()},
                       "mean_batch_16_clients": round(statistics.mean(sizes), 2) if sizes else None}))  # fmt: skip

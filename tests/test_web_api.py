@@ -609,6 +609,9 @@ def test_serve_command_is_registered_with_loopback_default():
     a = build_parser().parse_args(["serve", "runs/a", "runs/b", "--data", "d", "--port", "9001"])
     assert a.fn is cmd_serve and a.checkpoints == ["runs/a", "runs/b"] and a.host == "127.0.0.1"
     assert a.port == 9001 and a.data == "d" and a.max_upload_mb > 0 and a.ratings is None
+    # the studio runs each model on the fastest path verified against torch fp32 unless told otherwise
+    assert (a.runtime, a.precision) == ("auto", "auto")
+    assert build_parser().parse_args(["serve", "--runtime", "torch"]).runtime == "torch"
 
 
 def test_serve_without_checkpoints_explains(tmp_path, monkeypatch, capsys):

@@ -362,7 +362,11 @@ def add_commands(sub) -> None:
     p.add_argument("--queue", type=at_least(1), default=4, help="translations queued at most before 429 Busy")
     p.add_argument("--threads", type=at_least(0), default=0, help="torch CPU threads (default min(4, cores))")
     p.add_argument("--device", type=device_arg, default="auto")
-    add_runtime_args(p, runtime="where the generators run; auto: the fastest path verified against torch fp32 here")
+    add_runtime_args(
+        p, default="auto",
+        runtime="where the generators run (default auto: the fastest path verified against torch fp32 on this machine, "
+        "chosen once per model and cached)",
+    )  # fmt: skip
     p.add_argument("--batch", type=at_least(1), default=8,
                    help="concurrent requests for one model run as one batch of at most this many (1: off)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
