@@ -110,6 +110,10 @@ def test_other_sizes_and_the_cache_is_reused(runtime, monkeypatch):
         ref, got = t.model.translate(x, {"cluster": 0}), t.translate_tensor(x, {"cluster": 0})
         assert got.image.shape == (1, 3, h, w) and float((got.image - ref.image).abs().max()) <= R.FP32_ATOL
     assert [p.name for p in folder.glob("graph-*.onnx")] == ["graph-dynamic.onnx"]
+    x = t.model.example_batch(3, 24, 40, torch.Generator().manual_seed(4))  # a batch: the studio's batching
+    ref, got = t.model.translate(x, {"cluster": 0}), t.translate_tensor(x, {"cluster": 0})
+    assert float((got.image - ref.image).abs().max()) <= R.FP32_ATOL
+    assert list(t.backend.compiled) == ["dynamic"]  # every size and batch on one compiled graph, never recompiled
 
     def no_export(*a, **k):
         raise AssertionError("exported again")

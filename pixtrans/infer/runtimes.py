@@ -12,7 +12,8 @@ works on every runtime.
   autocast on CUDA only.
 - ``onnxruntime`` (fp32, CPU): the module exported in-process (TorchScript exporter, dynamic batch/height/width
   when the family's graph allows, else one graph per input shape).
-- ``openvino`` (fp32; bf16/fp16 where the CPU supports them): the same ONNX graph, compiled once per input shape.
+- ``openvino`` (fp32; bf16/fp16 where the CPU supports them): the same ONNX graph, compiled once (dynamic graphs)
+  or once per input shape.
 
 Verification (never silent): the first time a (model, runtime, precision) is used, its output on a real-looking
 input (:meth:`~pixtrans.families.base.TranslationModel.example_batch` at the export size, the model's evaluation
@@ -199,7 +200,8 @@ class _GraphBackend(Backend):
         return path
 
     def key(self, inputs: dict[str, Tensor]) -> str:
-        return _shape_key(inputs)
+        """One compiled graph for every shape when the graph is dynamic, else one per input shape."""
+        return "dynamic" if self.dynamic else _shape_key(inputs)
 
     def compile(self, inputs: dict[str, Tensor]):
         raise NotImplementedError
@@ -237,9 +239,6 @@ class OnnxRuntimeBackend(_GraphBackend):
             )
         super().__init__(model, precision, folder)
 
-    def key(self, inputs: dict[str, Tensor]) -> str:
-        return "dynamic" if self.dynamic else _shape_key(inputs)
-
     def compile(self, inputs: dict[str, Tensor]):
         import onnxruntime as ort
 
@@ -254,7 +253,9 @@ class OnnxRuntimeBackend(_GraphBackend):
 
 
 class OpenVINOBackend(_GraphBackend):
-    """OpenVINO on the CPU: the ONNX graph reshaped to each input shape and compiled (cached in ``openvino/``)."""
+    """OpenVINO on the CPU: a dynamic ONNX graph compiled once with free batch/height/width (OpenVINO builds the
+    kernels of a new shape on its first call, ~0.1 s, instead of a whole compile per batch size when the studio
+    batches requests); a fixed-shape graph reshaped and compiled per input shape. Blobs cached in ``openvino/``."""
 
     name = "openvino"
 
@@ -278,7 +279,8 @@ class OpenVINOBackend(_GraphBackend):
 
     def compile(self, inputs: dict[str, Tensor]):
         ov_model = self.core.read_model(str(self.graph(inputs)))
-        ov_model.reshape({n: list(v.shape) for n, v in inputs.items()})
+        if not self.dynamic:
+            ov_model.reshape({n: list(v.shape) for n, v in inputs.items()})
         config = {
             "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[self.precision],
             "PERFORMANCE_HINT": "LATENCY",
