@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from pixtrans.config import load_config
 from pixtrans.data.synth import generate
+from pixtrans.layers.gemm_conv import plain_convs
 from pixtrans.train.trainer import Trainer
 
 FAMILY_CONFIGS = {f: f"configs/{f}_synth.yaml" for f in ("pix2pix", "pix2pixhd", "spade", "msg_unet")}
@@ -121,6 +122,7 @@ class OfficialLoop:
 
     def __init__(self, model, lr: float = 2e-4, lambda_l1: float = 100.0):
         self.G, self.D = copy.deepcopy(model.G).train(), copy.deepcopy(model.D).train()
+        plain_convs(self.G), plain_convs(self.D)  # the official layers: PyTorch's own kernels
         self.gan, self.lambda_l1 = model.gan, lambda_l1
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=(0.5, 0.999))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -226,6 +228,7 @@ VARIANTS = {
     "base": [],
     "no_fused": ["train.fused_adam=false"],
     "channels_last": ["train.channels_last=true"],
+    "no_gemm_convs": ["train.gemm_small_convs=false"],
     "bf16": ["train.amp=bf16"],
     "compile": ["train.compile=true"],
 }

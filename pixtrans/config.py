@@ -128,6 +128,9 @@ class TrainConfig(Section):
     # through the updated D (official pix2pix order)
     update_order: Literal["g_first", "d_first"] = "g_first"
     channels_last: bool = False  # NHWC memory format for the networks (slower on CPU here; for GPU tensor cores)
+    # convolutions at inputs up to ~16x16 as matrix multiplies on CPU (U-Net / ResNet inner levels, where oneDNN
+    # spends its time reordering weights); the same sums in another order (max abs ~5e-6)
+    gemm_small_convs: bool = True
     compile: bool = False  # torch.compile of G and D (minutes of compiling first; CPU needs a C++ compiler)
     ema: float = 0.0  # EMA decay of G (0 = off, e.g. 0.999)
     grad_clip: float = 0.0  # 0 = off
@@ -317,6 +320,7 @@ RESUME_MAY_CHANGE = frozenset(
     {"name", "data.root", "data.num_workers", "data.on_error"}
     | {f"train.{k}" for k in ("steps", "device", "log_every", "sample_every", "save_every", "val_every", "val_items")}
     | {f"train.{k}" for k in ("keep_checkpoints", "tensorboard", "progress", "compile", "fused_adam", "channels_last")}
+    | {"train.gemm_small_convs"}
 )
 
 

@@ -1,4 +1,5 @@
-"""Speed options of a training step (``train.fused_adam``, ``train.channels_last``, ``train.compile``).
+"""Speed options of a training step (``train.fused_adam``, ``train.gemm_small_convs``, ``train.channels_last``,
+``train.compile``).
 
 Measured with ``benchmarks/train_step.py`` (table in benchmarks/README.md): the fused Adam update is the large win
 on CPU (the default per-parameter loop makes ~10 passes over 54 M parameters and allocates two temporaries per
@@ -15,6 +16,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..layers.gemm_conv import use_gemm_convs
 from ..runtime_env import tune_malloc
 
 NETWORKS = ("G", "D")  # what train.compile compiles
@@ -48,6 +50,8 @@ def prepare_model(model: nn.Module, t: TrainConfig, device: torch.device) -> Non
     """Apply the speed options to a model on its device (in place; parameter names stay unchanged)."""
     if device.type == "cpu":
         tune_malloc()
+    if t.gemm_small_convs and device.type == "cpu":
+        use_gemm_convs(model)
     if t.channels_last:
         check_channels_last(model, device)
         model.to(memory_format=torch.channels_last)
