@@ -267,3 +267,13 @@ def test_a_model_only_torch_runs_refuses_every_other_path():
     pairs = [("torch", "fp32"), ("onnxruntime", "fp32")]
     rows = bench_runtimes(t.model, 32, 32, pairs, runs=1, warmup=0)
     assert rows[0]["latency_s"] > 0 and "paper's test protocol" in rows[1]["error"]
+
+
+def test_auto_leaves_out_emulated_bf16_on_the_cpu(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(R, "cpu_has_bf16", lambda: False)
+    assert ("torch", "bf16") not in R.candidates(cpu, "auto") and ("torch", "fp32") in R.candidates(cpu, "auto")
+    assert R.candidates(cpu, "bf16") == [("openvino", "bf16")]  # OpenVINO says itself whether the CPU has bf16
+    monkeypatch.setattr(R, "cpu_has_bf16", lambda: True)
+    assert ("torch", "bf16") in R.candidates(cpu, "auto")
+    assert ("onnxruntime", "bf16") not in R.candidates(cpu, "auto")
