@@ -614,6 +614,21 @@ def test_serve_command_is_registered_with_loopback_default():
     assert build_parser().parse_args(["serve", "--runtime", "torch"]).runtime == "torch"
 
 
+def test_serve_command_starts_on_the_fastest_verified_runtime(runs, tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from pixtrans.cli import main
+
+    monkeypatch.setenv("PIXTRANS_CACHE", str(tmp_path / "cache"))
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    assert main(["serve", str(runs["p2p"]), "--ratings", str(tmp_path / "r.sqlite"), "--port", "9002"]) == 0
+    out = capsys.readouterr().out
+    info = started["app"].state.studio.default_model().translator.runtime_info
+    assert started["port"] == 9002 and info["auto"] and any(c["ok"] for c in info["candidates"])
+    assert f"runtime {info['runtime']} {info['precision']} (auto)" in out
+
+
 def test_serve_without_checkpoints_explains(tmp_path, monkeypatch, capsys):
     from pixtrans.cli import main
 
