@@ -21,7 +21,7 @@ from pixtrans.train.speed import adam_options, check_compile
 from pixtrans.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEED_KEYS = ("fused_adam", "channels_last", "compile", "amp")
+SPEED_KEYS = ("fused_adam", "gemm_small_convs", "channels_last", "compile", "amp")
 
 TINY = {
     "pix2pix": ["model.num_downs=5", "model.ngf=8", "model.ndf=8"],
