@@ -19,8 +19,7 @@ import time
 
 import torch
 
-from pixtrans.config import config_from_dict
-from pixtrans.families import build_model, presets
+from pixtrans.families import preset_model
 from pixtrans.infer.bench import _cpu_name, bench_model
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -42,7 +41,7 @@ def preset_rate(spec: str, runs: int) -> dict:
     """GFLOPs, median torch fp32 latency and GFLOP/s of a preset's generator at ``PRESET:WxH``."""
     name, _, size = spec.partition(":")
     w, h = (int(v) for v in (size or "256x256").lower().split("x"))
-    model = build_model(config_from_dict(json.loads(json.dumps(presets()[name])), f"preset {name}"), inference=True)
+    model = preset_model(name, inference=True)
     r = bench_model(model, w, h, runs=runs, warmup=1)
     return {"preset": name, "size": f"{w}x{h}", "gflops": r["gflops"], "latency_s": r["latency_s"],
             "gflops_per_s": r["gflops"] / r["latency_s"]}  # fmt: skip

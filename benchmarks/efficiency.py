@@ -32,21 +32,14 @@ import time
 
 import torch
 
-from pixtrans.config import apply_overrides, config_from_dict
-from pixtrans.families import build_model, presets
+from pixtrans.families import preset_model
 from pixtrans.infer.bench import bench_model
 
 TARGETS = {"flops": 2.5, "latency": 2.5, "memory": 0.5}
 
 
-def build(preset: str, sets: list[str]):
-    raw = json.loads(json.dumps(presets()[preset]))
-    apply_overrides(raw, sets)
-    return build_model(config_from_dict(raw, f"preset {preset}"))
-
-
 def measure(preset: str, width: int, height: int, sets: list[str], **kw) -> dict:
-    model = build(preset, sets)
+    model = preset_model(preset, sets)
     try:
         res = bench_model(model, width, height, **kw)
     finally:
@@ -64,7 +57,7 @@ def paired_latency(presets_sets: list[tuple[str, list[str]]], width: int, height
     dev = torch.device(device)
     mods, xs = [], []
     for preset, sets in presets_sets:
-        m = build(preset, sets).eval()
+        m = preset_model(preset, sets).eval()
         mods.append(m.inference_module().to(dev))
         xs.append(random_input(m, width, height).to(dev))
     times: list[list[float]] = [[] for _ in mods]

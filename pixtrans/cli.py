@@ -321,8 +321,7 @@ def cmd_translate(a) -> None:
 def cmd_bench(a) -> None:
     import torch
 
-    from .config import config_from_dict
-    from .families import build_model, presets
+    from .families import preset_model, presets
     from .infer.bench import bench_model
 
     _check_device(a.device)
@@ -332,13 +331,7 @@ def cmd_bench(a) -> None:
         torch.set_num_threads(a.threads)
     table = presets()
     if a.model in table:
-        raw = json.loads(json.dumps(table[a.model]))
-        raw.setdefault("data", {})
-        for item in a.set:
-            from .config import apply_overrides
-
-            apply_overrides(raw, [item])
-        model = build_model(config_from_dict(raw, f"preset {a.model}"), inference=True)
+        model = preset_model(a.model, a.set, inference=True)
     elif Path(a.model).exists():
         from .infer.translator import load
 

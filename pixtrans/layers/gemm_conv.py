@@ -3,11 +3,12 @@
 oneDNN spends the convolutions at a U-Net's or a ResNet generator's innermost levels (1x1 to 16x16 inputs, up to
 9 M weights per layer) mostly reordering weights and allocating: on the 2-core CPU here a 1024 -> 512, 4x4 stride-2
 transposed convolution at a 4x4 input took 18 ms forward and 65 ms forward + backward, against 3 ms and 20 ms as
-``W^T @ x`` followed by ``F.fold``; pix2pixHD's 1024-channel 3x3 residual convolutions at 16x16 150 vs 124 ms
-(``python benchmarks/train_step.py options --variants base no_gemm_convs``). The results are the same sums in
-another order (max abs ~5e-6). Autograd differentiates ``unfold``/``fold`` and the matmul, so the backward runs as
-matrix multiplies too. Larger inputs keep PyTorch's own kernels. ``train.gemm_small_convs`` switches it on (the
-default, CPU only); parameter names, ``state_dict`` and checkpoints are unchanged.
+``W^T @ x`` followed by ``F.fold``; a 1024-channel 3x3 residual-block convolution at 16x16 150 vs 124 ms (layers
+timed alone). Whole steps: ``python benchmarks/train_step.py options --family official --variants base
+no_gemm_convs``. The results are the same sums in another order (max abs ~5e-6). Autograd differentiates
+``unfold``/``fold`` and the matmul, so the backward runs as matrix multiplies too. Larger inputs keep PyTorch's own
+kernels. ``train.gemm_small_convs`` switches it on (the default, CPU only); parameter names, ``state_dict`` and
+checkpoints are unchanged.
 """
 
 from __future__ import annotations

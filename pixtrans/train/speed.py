@@ -50,8 +50,8 @@ def prepare_model(model: nn.Module, t: TrainConfig, device: torch.device) -> Non
     """Apply the speed options to a model on its device (in place; parameter names stay unchanged)."""
     if device.type == "cpu":
         tune_malloc()
-    if t.gemm_small_convs and device.type == "cpu":
-        use_gemm_convs(model)
+        if t.gemm_small_convs:
+            use_gemm_convs(model)
     if t.channels_last:
         check_channels_last(model, device)
         model.to(memory_format=torch.channels_last)
