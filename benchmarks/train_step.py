@@ -229,6 +229,7 @@ VARIANTS = {
     "no_fused": ["train.fused_adam=false"],
     "channels_last": ["train.channels_last=true"],
     "no_gemm_convs": ["train.gemm_small_convs=false"],
+    "separate_d_passes": ["train.shared_d_pass=false"],
     "bf16": ["train.amp=bf16"],
     "compile": ["train.compile=true"],
 }

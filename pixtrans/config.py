@@ -127,6 +127,10 @@ class TrainConfig(Section):
     # g_first: G's step, then D's on the same fakes (official pix2pixHD / SPADE order); d_first: D's step, then G's
     # through the updated D (official pix2pix order)
     update_order: Literal["g_first", "d_first"] = "g_first"
+    # g_first in one process: G's and D's losses from one D pass over the fakes and reals instead of a pass per loss
+    # (pix2pix 3 -> 2 D forwards per step, pix2pixHD / MSG U-Net 4 -> 2); same losses and gradients, only D's
+    # BatchNorm running statistics (never used) see fewer updates. SPADE and torchrun keep a pass per loss
+    shared_d_pass: bool = True
     channels_last: bool = False  # NHWC memory format for the networks (slower on CPU here; for GPU tensor cores)
     # convolutions at inputs up to ~16x16 as matrix multiplies on CPU (U-Net / ResNet inner levels, where oneDNN
     # spends its time reordering weights); the same sums in another order (max abs ~5e-6)
@@ -320,7 +324,7 @@ RESUME_MAY_CHANGE = frozenset(
     {"name", "data.root", "data.num_workers", "data.on_error"}
     | {f"train.{k}" for k in ("steps", "device", "log_every", "sample_every", "save_every", "val_every", "val_items")}
     | {f"train.{k}" for k in ("keep_checkpoints", "tensorboard", "progress", "compile", "fused_adam", "channels_last")}
-    | {"train.gemm_small_convs"}
+    | {"train.gemm_small_convs", "train.shared_d_pass"}
 )
 
 

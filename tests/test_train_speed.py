@@ -200,3 +200,42 @@ def test_d_first_update_order_is_the_official_pix2pix_step(synth_root, tmp_path)
                 1e-5,
             )
             assert not math.isclose(other["G_GAN"], ours["G_GAN"], rel_tol=1e-4)
+
+
+def _d_forwards(tr: Trainer) -> list[int]:
+    """A counter of discriminator passes (MSG U-Net: of its first scale's D)."""
+    calls = [0]
+    d = tr.model.discriminators()[0]
+    d = d[0] if isinstance(d, torch.nn.ModuleList) else d
+    d.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("family,passes", [("pix2pix", (3, 2)), ("pix2pixhd", (4, 2)), ("msg_unet", (4, 2))])
+def test_shared_d_pass_gives_the_same_step_with_fewer_d_forwards(family, passes, synth_root, tmp_path):
+    """train.shared_d_pass: one D pass serves G's and D's losses; every loss, G's weights and D's weights after
+    three steps are bitwise those of a pass per loss (the same kernels on the same numbers), with fewer D forwards."""
+    sep = _trainer(family, synth_root, tmp_path / "sep", "train.shared_d_pass=false")
+    _, batch = next(sep._batches())
+    one = _trainer(family, synth_root, tmp_path / "one")
+    counts = _d_forwards(sep), _d_forwards(one)
+    want, got = _two_steps(sep, batch, 3), _two_steps(one, batch, 3)
+    assert got == want
+    assert (counts[0][0] // 3, counts[1][0] // 3) == passes
+    for net in ("G", "D"):
+        a, b = getattr(sep.model, net).named_parameters(), dict(getattr(one.model, net).named_parameters())
+        for k, p in a:
+            assert torch.equal(p, b[k]), (net, k)
+
+
+def test_shared_d_pass_is_not_used_where_it_would_change_the_step(synth_root, tmp_path):
+    # SPADE: spectral norm's power iteration runs once per D pass, so one pass fewer would change D's weights
+    spade = _trainer("spade", synth_root, tmp_path / "spade")
+    _, batch = next(spade._batches())
+    x = spade.model.prepare(batch)
+    assert spade.model.gd_losses(x, spade.model.generate(x)) is None
+    # d_first: G's loss must see D after its update, a second pass by definition
+    tr = _trainer("pix2pix", synth_root, tmp_path / "d_first", "train.update_order=d_first")
+    calls = _d_forwards(tr)
+    tr.train_step(next(tr._batches())[1], 0)
+    assert calls[0] == 3

@@ -177,6 +177,12 @@ class TranslationModel(nn.Module):
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]] | None:
+        """``g_losses`` and ``d_losses`` (update order g_first) from one discriminator pass over the fakes (not
+        detached) and the reals; the trainer sends each loss's gradient only to its own networks. None: this family
+        needs a pass per loss (e.g. spectral norm, whose power iteration runs once per pass)."""
+        return None
+
     def perceptual_loss(self, **kw) -> nn.Module:
         """The VGG19 perceptual loss (:class:`~pixtrans.layers.vgg.VGGLoss`, ``kw`` to it) with the weights named by
         ``model.vgg_weights``, built on first use (missing weights: an error that says how to provide them)."""

@@ -381,9 +381,18 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _optimize(self, loss: torch.Tensor, names: list[str]) -> None:
+        self._backward(loss, names)
+        self._step(names)
+
+    def _backward(self, loss: torch.Tensor, names: list[str], only_these: bool = False, keep_graph: bool = False):
+        """Fresh gradients of ``loss`` for the optimizers ``names`` (``only_these``: for their parameters alone)."""
         for n in names:
             self.opts[n].zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # under torchrun the DDP wrappers average gradients during backward
+        inputs = [p for n in names for p in self.groups[n].params if p.requires_grad] if only_these else None
+        # under torchrun the DDP wrappers average gradients during backward
+        self.scaler.scale(loss).backward(inputs=inputs, retain_graph=keep_graph)
+
+    def _step(self, names: list[str], update_scale: bool = True) -> None:
         params = [p for n in names for p in self.groups[n].params]
         if self.cfg.train.grad_clip > 0:
             for n in names:
@@ -391,7 +400,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         for n in names:
             self.scaler.step(self.opts[n])
-        self.scaler.update()
+        if update_scale:
+            self.scaler.update()
 
     def train_step(self, batch: dict, epoch: int) -> dict[str, float]:
         m = self.model
@@ -403,19 +413,12 @@ class Trainer:
         with self._wrapped(("G", "E")):
             with self._autocast():
                 fakes = m.generate(x)
-            ld = self._d_step(x, fakes, d_names) if self.cfg.train.update_order == "d_first" else {}
-            # generator step: G (and E) run through their DDP wrappers; D runs as the plain module with requires_grad
-            # off, so the loss reaches G through D while D gets no gradient and its wrapper no reduction to wait for
-            saved = _set_requires_grad(m.discriminators(), False)
-            with self._autocast():
-                lg = m.g_losses(x, fakes)
-            loss_g = sum(lg.values())
-            self._check_finite(loss_g, lg)
-            self._optimize(loss_g, g_names)
-            for p, flag in saved:
-                p.requires_grad_(flag)
-        if self.cfg.train.update_order == "g_first":
-            ld = self._d_step(x, fakes, d_names)
+                shared = m.gd_losses(x, fakes) if self._shares_d_pass(d_names) else None
+            if shared is not None:
+                lg, ld = shared
+                self._shared_pass_step(lg, ld, g_names, d_names)
+            else:
+                lg, ld = self._separate_passes_step(x, fakes, g_names, d_names)
         # BatchNorm statistics / spectral-norm vectors: rank 0's, as DDP's broadcast_buffers, once per step
         dist.broadcast_buffers(list(self._plain.values()))
         for s in self.scheds.values():
@@ -427,6 +430,39 @@ class Trainer:
                 b_ema.copy_(b)
         self._last = (x, fakes)
         return {k: float(v.detach()) for k, v in {**lg, **ld}.items()}
+
+    def _separate_passes_step(self, x: dict, fakes: list, g_names: list[str], d_names: list[str]) -> tuple[dict, dict]:
+        """G's and D's steps, each with its own discriminator pass, in ``train.update_order``."""
+        m = self.model
+        ld = self._d_step(x, fakes, d_names) if self.cfg.train.update_order == "d_first" else {}
+        # generator step: G (and E) run through their DDP wrappers; D runs as the plain module with requires_grad
+        # off, so the loss reaches G through D while D gets no gradient and its wrapper no reduction to wait for
+        saved = _set_requires_grad(m.discriminators(), False)
+        with self._autocast():
+            lg = m.g_losses(x, fakes)
+        loss_g = sum(lg.values())
+        self._check_finite(loss_g, lg)
+        self._optimize(loss_g, g_names)
+        for p, flag in saved:
+            p.requires_grad_(flag)
+        if self.cfg.train.update_order == "g_first":
+            ld = self._d_step(x, fakes, d_names)
+        return lg, ld
+
+    def _shares_d_pass(self, d_names: list[str]) -> bool:
+        t = self.cfg.train
+        return t.shared_d_pass and t.update_order == "g_first" and self.world == 1 and bool(d_names)
+
+    def _shared_pass_step(self, lg: dict, ld: dict, g_names: list[str], d_names: list[str]) -> None:
+        """g_first from one discriminator pass: G's loss back to G (and E) only, D's loss to D only (``inputs=`` of
+        backward: autograd computes no gradient nobody asked for), then both optimizer steps."""
+        loss_g, loss_d = sum(lg.values()), sum(ld.values())
+        self._check_finite(loss_g, lg)
+        self._check_finite(loss_d, ld)
+        self._backward(loss_g, g_names, only_these=True, keep_graph=True)
+        self._backward(loss_d, d_names, only_these=True)
+        self._step(g_names, update_scale=False)  # both losses were scaled with the same (fp16) scale
+        self._step(d_names)
 
     def _d_step(self, x: dict, fakes: list[torch.Tensor], d_names: list[str]) -> dict[str, torch.Tensor]:
         """The discriminators' losses on the detached fakes and their optimizer step."""

@@ -135,13 +135,27 @@ class MSGUNet(TranslationModel):
         return [d(torch.cat([s, im.to(s.dtype)], 1)) for d, s, im in zip(self.D, sources, images, strict=True)]
 
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
-        cfg = self.cfg
         sources, reals = self.scales(x["input"]), self.scales(x["target"])
-        pred_fake = self.discriminate(sources, fakes)
-        losses = {"G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False)}
-        if cfg.lambda_feat > 0:
+        pred_fake, pred_real = self.discriminate(sources, fakes), None
+        if self.cfg.lambda_feat > 0:
             with torch.no_grad():
                 pred_real = self.discriminate(sources, reals)
+        return self._g_terms(fakes, reals, pred_fake, pred_real)
+
+    def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
+        sources, reals = self.scales(x["input"]), self.scales(x["target"])
+        pred_fake = self.discriminate(sources, [f.detach() for f in fakes])
+        return self._d_terms(pred_fake, self.discriminate(sources, reals))
+
+    def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        sources, reals = self.scales(x["input"]), self.scales(x["target"])
+        pred_fake, pred_real = self.discriminate(sources, fakes), self.discriminate(sources, reals)
+        return self._g_terms(fakes, reals, pred_fake, pred_real), self._d_terms(pred_fake, pred_real)
+
+    def _g_terms(self, fakes: list[Tensor], reals: list[Tensor], pred_fake, pred_real) -> dict[str, Tensor]:
+        cfg = self.cfg
+        losses = {"G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False)}
+        if cfg.lambda_feat > 0:
             # Σ_k Σ_i mean |D_k^i(real) - D_k^i(fake)|: per scale, unweighted layers (eq. 1)
             fm = [feature_matching_loss(r, f, weight=1.0, layer_weight=1.0) for r, f in zip(pred_real, pred_fake)]
             losses["G_FM"] = cfg.lambda_feat * torch.stack(fm).sum()
@@ -156,10 +170,7 @@ class MSGUNet(TranslationModel):
             losses[key] = torch.stack([t[key] for t in per_scale]).mean()
         return losses
 
-    def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
-        sources, reals = self.scales(x["input"]), self.scales(x["target"])
-        pred_fake = self.discriminate(sources, [f.detach() for f in fakes])
-        pred_real = self.discriminate(sources, reals)
+    def _d_terms(self, pred_fake, pred_real) -> dict[str, Tensor]:
         # summed over scales; 0.5 * (real + fake) as pix2pixHD, whose D and loss this reuses
         return {
             "D_real": 0.5 * self.gan_loss(pred_real, True, for_discriminator=True),

@@ -134,16 +134,25 @@ class Pix2Pix(TranslationModel):
         return "the paper's test protocol (per-image batch-norm statistics, dropout on) runs only on --runtime torch"
 
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
-        fake = fakes[-1]
-        pred = self.D(torch.cat([x["input"], fake], 1))
-        l1, ss = self.cfg.rec_weights(vgg_on=False)
-        rec = reconstruction_loss(fake, x["target"], l1, ss, self.cfg.rec_scales)
-        return {"G_GAN": self.gan(pred, True, for_discriminator=False), **rec}
+        return self._g_terms(x, fakes[-1], self.D(torch.cat([x["input"], fakes[-1]], 1)))
 
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         inp = x["input"]
         pred_fake = self.D(torch.cat([inp, fakes[-1].detach()], 1))
+        return self._d_terms(pred_fake, self.D(torch.cat([inp, x["target"]], 1)))
+
+    def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        inp, fake = x["input"], fakes[-1]
+        pred_fake = self.D(torch.cat([inp, fake], 1))
         pred_real = self.D(torch.cat([inp, x["target"]], 1))
+        return self._g_terms(x, fake, pred_fake), self._d_terms(pred_fake, pred_real)
+
+    def _g_terms(self, x: dict, fake: Tensor, pred_fake: Tensor) -> dict[str, Tensor]:
+        l1, ss = self.cfg.rec_weights(vgg_on=False)
+        rec = reconstruction_loss(fake, x["target"], l1, ss, self.cfg.rec_scales)
+        return {"G_GAN": self.gan(pred_fake, True, for_discriminator=False), **rec}
+
+    def _d_terms(self, pred_fake: Tensor, pred_real: Tensor) -> dict[str, Tensor]:
         return {"D_real": self.gan(pred_real, True) * 0.5, "D_fake": self.gan(pred_fake, False) * 0.5}
 
 

@@ -279,22 +279,35 @@ class Pix2PixHD(TranslationModel):
         return [self.G(inp)]
 
     def g_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
-        cfg, fake, real, cond = self.cfg, fakes[-1], x["target"], x["input"]
+        cond, fake = x["input"], fakes[-1]
+        pred_fake, pred_real = self.D(torch.cat([cond, fake], 1)), None
+        if not self.cfg.no_ganFeat_loss:
+            with torch.no_grad():
+                pred_real = self.D(torch.cat([cond, x["target"]], 1))
+        return self._g_terms(x, fake, pred_fake, pred_real)
+
+    def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
+        cond = x["input"]
+        pred_fake = self.D(torch.cat([cond, fakes[-1].detach()], 1))
+        return self._d_terms(pred_fake, self.D(torch.cat([cond, x["target"]], 1)))
+
+    def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        cond, fake = x["input"], fakes[-1]
         pred_fake = self.D(torch.cat([cond, fake], 1))
+        pred_real = self.D(torch.cat([cond, x["target"]], 1))
+        return self._g_terms(x, fake, pred_fake, pred_real), self._d_terms(pred_fake, pred_real)
+
+    def _g_terms(self, x: dict, fake: Tensor, pred_fake, pred_real) -> dict[str, Tensor]:
+        cfg, real = self.cfg, x["target"]
         losses = {"G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False)}
         if not cfg.no_ganFeat_loss:
-            with torch.no_grad():
-                pred_real = self.D(torch.cat([cond, real], 1))
             losses["G_GAN_Feat"] = feature_matching_loss(pred_real, pred_fake, weight=cfg.lambda_feat)
         if not cfg.no_vgg_loss:
             losses["G_VGG"] = self.perceptual_loss()(fake, real) * cfg.lambda_vgg
         l1, ss = cfg.rec_weights(vgg_on=not cfg.no_vgg_loss and cfg.lambda_vgg > 0)
         return losses | reconstruction_loss(fake, real, l1, ss, cfg.rec_scales)
 
-    def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
-        cond = x["input"]
-        pred_fake = self.D(torch.cat([cond, fakes[-1].detach()], 1))
-        pred_real = self.D(torch.cat([cond, x["target"]], 1))
+    def _d_terms(self, pred_fake, pred_real) -> dict[str, Tensor]:
         # official: loss_D = (D_fake + D_real) * 0.5
         return {
             "D_real": 0.5 * self.gan_loss(pred_real, True, for_discriminator=True),
