@@ -226,6 +226,11 @@ def test_shared_d_pass_gives_the_same_step_with_fewer_d_forwards(family, passes,
         a, b = getattr(sep.model, net).named_parameters(), dict(getattr(one.model, net).named_parameters())
         for k, p in a:
             assert torch.equal(p, b[k]), (net, k)
+    # nothing of the step's graph outlives it (a retained generator graph would hold its activations into the next
+    # step): going back through the last fakes again finds the saved tensors freed
+    fake = one._last[1][-1]
+    with pytest.raises(RuntimeError, match="second time|freed"):
+        fake.sum().backward(inputs=[next(one.model.G.parameters())])
 
 
 def test_shared_d_pass_is_not_used_where_it_would_change_the_step(synth_root, tmp_path):

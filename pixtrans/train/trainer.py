@@ -454,13 +454,17 @@ class Trainer:
         return t.shared_d_pass and t.update_order == "g_first" and self.world == 1 and bool(d_names)
 
     def _shared_pass_step(self, lg: dict, ld: dict, g_names: list[str], d_names: list[str]) -> None:
-        """g_first from one discriminator pass: G's loss back to G (and E) only, D's loss to D only (``inputs=`` of
-        backward: autograd computes no gradient nobody asked for), then both optimizer steps."""
+        """g_first from one discriminator pass: D's loss back to D only, then G's loss to G (and E) only (``inputs=``
+        of backward: autograd computes no gradient nobody asked for), then both optimizer steps. D's backward keeps
+        the fake pass for G's; the real pass is released before G's backward (``ld`` is detached in place)."""
         loss_g, loss_d = sum(lg.values()), sum(ld.values())
         self._check_finite(loss_g, lg)
         self._check_finite(loss_d, ld)
-        self._backward(loss_g, g_names, only_these=True, keep_graph=True)
-        self._backward(loss_d, d_names, only_these=True)
+        self._backward(loss_d, d_names, only_these=True, keep_graph=True)
+        del loss_d
+        for k in ld:
+            ld[k] = ld[k].detach()
+        self._backward(loss_g, g_names, only_these=True)
         self._step(g_names, update_scale=False)  # both losses were scaled with the same (fp16) scale
         self._step(d_names)
 
