@@ -233,6 +233,31 @@ def test_shared_d_pass_gives_the_same_step_with_fewer_d_forwards(family, passes,
         fake.sum().backward(inputs=[next(one.model.G.parameters())])
 
 
+def test_shared_d_pass_with_frozen_parts_encoder_and_clipping(synth_root, tmp_path):
+    """pix2pixHD local with E, its global part frozen for the first two steps, gradient clipping: shared and
+    separate passes stay bitwise equal across the unfreezing."""
+    sets = ["model.netG=local", "model.niter_fix_global=2", "model.use_features=true", "model.n_downsample_E=2"]
+    sets += ["data.no_instance=false", "train.grad_clip=0.5"]
+    runs = {}
+    for share in ("false", "true"):
+        tr = _trainer("pix2pixhd", synth_root, tmp_path / share, *sets, f"train.shared_d_pass={share}")
+        assert tr.model.E is not None
+        _, batch = next(tr._batches())
+        frozen0 = [p.clone() for p in tr.model.G.global_parameters()]
+        losses = []
+        for step in range(4):
+            tr.step = step  # fit() advances it; on_step freezes the global generator while step < 2
+            torch.manual_seed(5)
+            losses.append(tr.train_step(batch, 0))
+            moved = any(not torch.equal(a, b) for a, b in zip(frozen0, tr.model.G.global_parameters()))
+            assert moved == (step >= 2)
+        runs[share] = (losses, tr.model.state_dict())
+    assert runs["true"][0] == runs["false"][0]
+    for k, v in runs["false"][1].items():
+        if "running_" not in k and "num_batches" not in k:
+            assert torch.equal(v, runs["true"][1][k]), k
+
+
 def test_shared_d_pass_is_not_used_where_it_would_change_the_step(synth_root, tmp_path):
     # SPADE: spectral norm's power iteration runs once per D pass, so one pass fewer would change D's weights
     spade = _trainer("spade", synth_root, tmp_path / "spade")
