@@ -15,7 +15,8 @@ variants compared in one table always run interleaved in one process (A B A B ..
     # runs it (its process settings), alternating child processes
     python benchmarks/train_step.py shipped --size 256 --runs 3 --steps 4
     # glibc malloc thresholds (pixtrans.runtime_env) on vs off: alternating child processes
-    python benchmarks/train_step.py malloc --size 128 --runs 2 --jemalloc /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+    python benchmarks/train_step.py malloc --size 256 --runs 3 --preload /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+        --preload /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 
 ``official`` checks first that both loops give the same losses at step 1 (same weights, same batch, same dropout
 masks) and prints them. pixtrans steps G before D (the order of the official pix2pixHD and SPADE code), the official
@@ -326,10 +327,11 @@ def run_shipped(a, tmp: Path) -> dict:
 
 
 def run_malloc(a, tmp: Path) -> dict:
-    """Alternate child processes with pixtrans's malloc thresholds on and off (they are process-wide)."""
+    """Alternate child processes with pixtrans's malloc thresholds on and off (they are process-wide), and with each
+    ``--preload`` allocator (jemalloc, tcmalloc: where installed) in LD_PRELOAD."""
     variants = {"tuned": ({}, []), "glibc default": ({"PIXTRANS_MALLOC": "default"}, [])}
-    if a.jemalloc:
-        variants["jemalloc (LD_PRELOAD)"] = ({"LD_PRELOAD": a.jemalloc}, [])
+    for lib in a.preload:
+        variants[f"{Path(lib).name} (LD_PRELOAD)"] = ({"LD_PRELOAD": lib}, [])
     return _step_table(_children(a, variants))
 
 
@@ -376,7 +378,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: PyTorch's choice)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
-    p.add_argument("--jemalloc", default="", help="malloc: also run with this libjemalloc.so preloaded")
+    p.add_argument("--preload", action="append", default=[], help="malloc: also run with this allocator preloaded")
     p.add_argument("--profile", action="store_true", help="official: torch.profiler table of one step each")
     p.add_argument("--json", default="", help="also write the results here")
     a = p.parse_args()
