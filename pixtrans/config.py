@@ -129,7 +129,7 @@ class TrainConfig(Section):
     update_order: Literal["g_first", "d_first"] = "g_first"
     # g_first in one process: G's and D's losses from one D pass over the fakes and reals instead of a pass per loss
     # (pix2pix 3 -> 2 D forwards per step, pix2pixHD / MSG U-Net 4 -> 2); same losses and gradients, only D's
-    # BatchNorm running statistics (never used) see fewer updates. SPADE and torchrun keep a pass per loss
+    # BatchNorm running statistics (never used) see fewer updates. SPADE keeps a pass per loss (spectral norm)
     shared_d_pass: bool = True
     channels_last: bool = False  # NHWC memory format for the networks (slower on CPU here; for GPU tensor cores)
     # convolutions at inputs up to ~16x16 as matrix multiplies on CPU (U-Net / ResNet inner levels, where oneDNN

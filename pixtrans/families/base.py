@@ -177,11 +177,14 @@ class TranslationModel(nn.Module):
     def d_losses(self, x: dict, fakes: list[Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]] | None:
+    #: whether :meth:`gd_losses` gives the step of separate passes (not with spectral norm: its power iteration
+    #: runs once per pass)
+    shares_d_pass: bool = False
+
+    def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """``g_losses`` and ``d_losses`` (update order g_first) from one discriminator pass over the fakes (not
-        detached) and the reals; the trainer sends each loss's gradient only to its own networks. None: this family
-        needs a pass per loss (e.g. spectral norm, whose power iteration runs once per pass)."""
-        return None
+        detached) and the reals; the trainer sends each loss's gradient only to its own networks."""
+        raise NotImplementedError(f"{self.family} needs a discriminator pass per loss")
 
     def perceptual_loss(self, **kw) -> nn.Module:
         """The VGG19 perceptual loss (:class:`~pixtrans.layers.vgg.VGGLoss`, ``kw`` to it) with the weights named by

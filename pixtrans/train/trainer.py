@@ -410,13 +410,15 @@ class Trainer:
         x = m.prepare(batch)
         g_names = [n for n in self.opts if n not in m.d_optimizers]
         d_names = [n for n in self.opts if n in m.d_optimizers]
-        with self._wrapped(("G", "E")):
+        share = self._shares_d_pass(d_names)
+        # one D pass: every network runs through its DDP wrapper; separate passes: D only for its own step
+        with self._wrapped(("G", "E", "D") if share else ("G", "E")):
             with self._autocast():
                 fakes = m.generate(x)
-                shared = m.gd_losses(x, fakes) if self._shares_d_pass(d_names) else None
-            if shared is not None:
-                lg, ld = shared
-                self._shared_pass_step(lg, ld, g_names, d_names)
+                pair = m.gd_losses(x, fakes) if share else None
+            if pair is not None:
+                self._shared_pass_step(*pair, g_names, d_names)
+                lg, ld = pair
             else:
                 lg, ld = self._separate_passes_step(x, fakes, g_names, d_names)
         # BatchNorm statistics / spectral-norm vectors: rank 0's, as DDP's broadcast_buffers, once per step
@@ -451,7 +453,7 @@ class Trainer:
 
     def _shares_d_pass(self, d_names: list[str]) -> bool:
         t = self.cfg.train
-        return t.shared_d_pass and t.update_order == "g_first" and self.world == 1 and bool(d_names)
+        return t.shared_d_pass and t.update_order == "g_first" and self.model.shares_d_pass and bool(d_names)
 
     def _shared_pass_step(self, lg: dict, ld: dict, g_names: list[str], d_names: list[str]) -> None:
         """g_first from one discriminator pass: D's loss back to D only, then G's loss to G (and E) only (``inputs=``

@@ -147,6 +147,8 @@ class MSGUNet(TranslationModel):
         pred_fake = self.discriminate(sources, [f.detach() for f in fakes])
         return self._d_terms(pred_fake, self.discriminate(sources, reals))
 
+    shares_d_pass = True
+
     def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         sources, reals = self.scales(x["input"]), self.scales(x["target"])
         pred_fake, pred_real = self.discriminate(sources, fakes), self.discriminate(sources, reals)

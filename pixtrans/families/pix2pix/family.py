@@ -141,6 +141,8 @@ class Pix2Pix(TranslationModel):
         pred_fake = self.D(torch.cat([inp, fakes[-1].detach()], 1))
         return self._d_terms(pred_fake, self.D(torch.cat([inp, x["target"]], 1)))
 
+    shares_d_pass = True
+
     def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         inp, fake = x["input"], fakes[-1]
         pred_fake = self.D(torch.cat([inp, fake], 1))

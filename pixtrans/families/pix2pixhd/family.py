@@ -291,6 +291,8 @@ class Pix2PixHD(TranslationModel):
         pred_fake = self.D(torch.cat([cond, fakes[-1].detach()], 1))
         return self._d_terms(pred_fake, self.D(torch.cat([cond, x["target"]], 1)))
 
+    shares_d_pass = True
+
     def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         cond, fake = x["input"], fakes[-1]
         pred_fake = self.D(torch.cat([cond, fake], 1))
