@@ -115,10 +115,10 @@ def _grads(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: p.grad.clone() for k, p in trainer.model.named_parameters() if p.grad is not None}
 
 
-def _equivalence_worker(rank: int, world: int, port: int, root: str, out: str) -> None:
+def _equivalence_worker(rank: int, world: int, port: int, root: str, out: str, share: str) -> None:
     _env(rank, world, port)
     try:
-        trainer = Trainer(_instance_cfg(root, batch=2), Path(out) / "ddp")
+        trainer = Trainer(_instance_cfg(root, 2, share), Path(out) / "ddp")
         trainer.fit()
         if rank == 0:
             torch.save(_grads(trainer), Path(out) / "ddp_grads.pt")
@@ -126,11 +126,10 @@ def _equivalence_worker(rank: int, world: int, port: int, root: str, out: str) -
         D.shutdown()
 
 
-def _instance_cfg(root, batch: int):
+def _instance_cfg(root, batch: int, share: str = "true"):
     # instance norm (no batch statistics), no dropout (no random numbers in the step): the global batch decides
-    return tiny_cfg(
-        "pix2pix", root, "model.norm=instance", "model.dropout=false", "train.steps=3", f"data.batch_size={batch}"
-    )
+    sets = ["model.norm=instance", "model.dropout=false", "train.steps=3", f"data.batch_size={batch}"]
+    return tiny_cfg("pix2pix", root, *sets, f"train.shared_d_pass={share}")
 
 
 def _dead_biases(model: torch.nn.Module) -> set[str]:
@@ -147,15 +146,17 @@ def _dead_biases(model: torch.nn.Module) -> set[str]:
 
 
 @pytest.mark.slow
-def test_two_ranks_of_batch_b_equal_one_process_of_batch_2b(synth_root, tmp_path):
-    """The GAN step passes G's loss through the frozen D: G and D after 3 steps match a 1-process run on the same
-    global batch, so both networks' gradients are averaged over ranks and none leaks into D in the G step."""
+@pytest.mark.parametrize("share", ["true", "false"])
+def test_two_ranks_of_batch_b_equal_one_process_of_batch_2b(share, synth_root, tmp_path):
+    """G's loss reaches G through D (one shared D pass with each backward limited to its own networks, or a frozen
+    D in a separate G step): G and D after 3 steps match a 1-process run on the same global batch, so both
+    networks' gradients are averaged over ranks and none leaks into D from G's loss."""
     from safetensors.torch import load_file
 
     from pixtrans.checkpoints import resolve_checkpoint
 
-    mp.spawn(_equivalence_worker, args=(2, free_port(), str(synth_root), str(tmp_path)), nprocs=2)
-    ref = Trainer(_instance_cfg(synth_root, batch=4), tmp_path / "single")
+    mp.spawn(_equivalence_worker, args=(2, free_port(), str(synth_root), str(tmp_path), share), nprocs=2)
+    ref = Trainer(_instance_cfg(synth_root, 4, share), tmp_path / "single")
     init = {k: v.clone() for k, v in ref.model.state_dict().items()}
     ref.fit()
     # the gradients of step 3: every one equal within 1e-5 (the last step's G and D gradients)
