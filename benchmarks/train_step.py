@@ -14,6 +14,9 @@ variants compared in one table always run interleaved in one process (A B A B ..
     # the official loop as users run it (plain process: glibc malloc and OpenMP defaults) against pixtrans as the CLI
     # runs it (its process settings), alternating child processes
     python benchmarks/train_step.py shipped --size 256 --runs 3 --steps 4
+    # the shared D pass under DistributedDataParallel: 2 processes (gloo), 1 thread each
+    torchrun --standalone --nproc-per-node 2 benchmarks/train_step.py ddp --size 256 --threads 1 \
+        --variants base separate_d_passes --rounds 4
     # glibc malloc thresholds (pixtrans.runtime_env) on vs off: alternating child processes
     python benchmarks/train_step.py malloc --size 256 --runs 3 --preload /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
         --preload /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
@@ -261,6 +264,25 @@ def run_options(a, tmp: Path) -> dict:
     return {"family": a.family, "size": a.size, **times}
 
 
+def run_ddp(a, tmp: Path) -> dict:
+    """Under torchrun (gloo on CPU): the official recipe's step per variant, interleaved, every rank in step; rank 0
+    prints wall and CPU seconds per step (each rank's batch is ``data.batch_size``, 1 here)."""
+    fns = {}
+    for v in a.variants:
+        tr = official_recipe_trainer(a.size, tmp, [*a.set, *VARIANTS[v]], v)
+        batch = first_batch(tr)
+        fns[v] = lambda tr=tr, batch=batch: tr.train_step(batch, 0)
+    times = interleaved(fns, a.rounds)
+    base = times[a.variants[0]]
+    if int(os.environ.get("RANK", "0")) == 0:
+        world = os.environ.get("WORLD_SIZE", "1")
+        print(f"\nofficial recipe {a.size}px, {world} processes x {torch.get_num_threads()} threads, {a.rounds} rounds")
+        print(f"| variant | s/step (wall) | CPU s/step (rank 0) | CPU time vs {a.variants[0]} |\n|---|---|---|---|")
+        for v, t in times.items():
+            print(f"| {v} | {t['wall_s']:.3f} | {t['cpu_s']:.3f} | {t['cpu_s'] / base['cpu_s']:.2f}x |")
+    return times
+
+
 def run_steps(a, tmp: Path) -> dict:
     """One variant in this process (child of ``malloc`` and ``shipped``): wall, CPU user/system seconds and minor
     faults per step of pixtrans's ``train_step`` or (``--loop official``) the official update order."""
@@ -366,7 +388,7 @@ def profile(fns: dict, rounds: int = 3) -> dict[str, dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["official", "shipped", "families", "options", "malloc", "steps"])
+    p.add_argument("mode", choices=["official", "shipped", "families", "options", "malloc", "steps", "ddp"])
     p.add_argument("--loop", choices=["pixtrans", "official"], default="pixtrans", help="steps: which loop to time")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--sizes", nargs="+", default=["256x256", "512x256"])
@@ -391,7 +413,7 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as d:
         fn = {"official": run_official, "families": run_families, "options": run_options}
-        fn.update({"malloc": run_malloc, "steps": run_steps, "shipped": run_shipped})
+        fn.update({"malloc": run_malloc, "steps": run_steps, "shipped": run_shipped, "ddp": run_ddp})
         res = fn[a.mode](a, Path(d))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))
