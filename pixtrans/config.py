@@ -127,7 +127,7 @@ class TrainConfig(Section):
     # g_first: G's step, then D's on the same fakes (official pix2pixHD / SPADE order); d_first: D's step, then G's
     # through the updated D (official pix2pix order)
     update_order: Literal["g_first", "d_first"] = "g_first"
-    # g_first in one process: G's and D's losses from one D pass over the fakes and reals instead of a pass per loss
+    # g_first: G's and D's losses from one D pass over the fakes and reals instead of a pass per loss
     # (pix2pix 3 -> 2 D forwards per step, pix2pixHD / MSG U-Net 4 -> 2); same losses and gradients, only D's
     # BatchNorm running statistics (never used) see fewer updates. SPADE keeps a pass per loss (spectral norm)
     shared_d_pass: bool = True

@@ -416,9 +416,9 @@ class Trainer:
             with self._autocast():
                 fakes = m.generate(x)
                 pair = m.gd_losses(x, fakes) if share else None
-            if pair is not None:
-                self._shared_pass_step(*pair, g_names, d_names)
+            if share:
                 lg, ld = pair
+                self._shared_pass_step(lg, ld, g_names, d_names)
             else:
                 lg, ld = self._separate_passes_step(x, fakes, g_names, d_names)
         # BatchNorm statistics / spectral-norm vectors: rank 0's, as DDP's broadcast_buffers, once per step

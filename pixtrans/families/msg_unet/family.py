@@ -80,6 +80,7 @@ class MSGUNet(TranslationModel):
 
     family = "msg_unet"
     Config = MSGUNetConfig
+    shares_d_pass = True  # one D pass serves G's and D's losses (g_first)
     multi_scale = True
 
     def __init__(self, cfg: MSGUNetConfig, data: DataConfig, inference: bool = False):
@@ -146,8 +147,6 @@ class MSGUNet(TranslationModel):
         sources, reals = self.scales(x["input"]), self.scales(x["target"])
         pred_fake = self.discriminate(sources, [f.detach() for f in fakes])
         return self._d_terms(pred_fake, self.discriminate(sources, reals))
-
-    shares_d_pass = True
 
     def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         sources, reals = self.scales(x["input"]), self.scales(x["target"])

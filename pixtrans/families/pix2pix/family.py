@@ -85,6 +85,7 @@ class Pix2Pix(TranslationModel):
 
     family = "pix2pix"
     Config = Pix2PixConfig
+    shares_d_pass = True  # one D pass serves G's and D's losses (g_first)
 
     def __init__(self, cfg: Pix2PixConfig, data: DataConfig, inference: bool = False):
         super().__init__(cfg, data, inference)
@@ -140,8 +141,6 @@ class Pix2Pix(TranslationModel):
         inp = x["input"]
         pred_fake = self.D(torch.cat([inp, fakes[-1].detach()], 1))
         return self._d_terms(pred_fake, self.D(torch.cat([inp, x["target"]], 1)))
-
-    shares_d_pass = True
 
     def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         inp, fake = x["input"], fakes[-1]

@@ -105,6 +105,7 @@ class Pix2PixHD(TranslationModel):
 
     family = "pix2pixhd"
     Config = Pix2PixHDConfig
+    shares_d_pass = True  # one D pass serves G's and D's losses (g_first)
     Style = Pix2PixHDStyle
 
     def __init__(self, cfg: Pix2PixHDConfig, data: DataConfig, inference: bool = False):
@@ -290,8 +291,6 @@ class Pix2PixHD(TranslationModel):
         cond = x["input"]
         pred_fake = self.D(torch.cat([cond, fakes[-1].detach()], 1))
         return self._d_terms(pred_fake, self.D(torch.cat([cond, x["target"]], 1)))
-
-    shares_d_pass = True
 
     def gd_losses(self, x: dict, fakes: list[Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         cond, fake = x["input"], fakes[-1]
